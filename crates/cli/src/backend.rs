@@ -1,0 +1,36 @@
+//! The compile-time backend choice: exactly one of the features `flex`, `ndarray`, `wgpu`.
+
+use burn::prelude::*;
+
+#[cfg(not(any(feature = "flex", feature = "ndarray", feature = "wgpu")))]
+compile_error!("qcs-cli needs exactly one backend feature: `flex` (default), `ndarray` or `wgpu`");
+
+#[cfg(any(
+    all(feature = "flex", feature = "ndarray"),
+    all(feature = "flex", feature = "wgpu"),
+    all(feature = "ndarray", feature = "wgpu")
+))]
+compile_error!(
+    "qcs-cli takes exactly one backend feature; build with `--no-default-features --features <flex|ndarray|wgpu>`"
+);
+
+/// The backend's name, as reports print it.
+#[cfg(feature = "flex")]
+pub const BACKEND: &str = "flex";
+/// The backend's name, as reports print it.
+#[cfg(feature = "ndarray")]
+pub const BACKEND: &str = "ndarray";
+/// The backend's name, as reports print it.
+#[cfg(feature = "wgpu")]
+pub const BACKEND: &str = "wgpu";
+
+/// The device this build computes on.
+pub fn device() -> Device {
+    #[cfg(feature = "flex")]
+    return Device::flex();
+    #[cfg(feature = "ndarray")]
+    #[allow(deprecated)]
+    return Device::ndarray();
+    #[cfg(feature = "wgpu")]
+    return Device::default();
+}

@@ -1,0 +1,86 @@
+//! On row-orthogonal A with equal row norms, EP's messages settle on h^F = 0, τ^F = 1/s², where its score
+//! reduces exactly to the QCS-SGM formula.
+#![allow(clippy::needless_range_loop)] // index loops read like the formulas they check
+
+mod common;
+
+use burn::prelude::*;
+use common::*;
+use qcs_likelihood::{EpConfig, EpScore, LikelihoodScore, Observation, QcsSgmScore};
+use qcs_sensing::{build_operator, simulate, Family, QuantizerSpec, StepRule};
+
+#[test]
+fn ep_equals_qcs_sgm_on_row_orthogonal_operators() {
+    let (sigma_t, noise_std) = (0.2f32, 0.05f32);
+    for (name, device) in cpu_devices() {
+        // Structured (A·Aᵀ = c·I, element-wise EP) and dense with κ = 1 (eigen-basis EP).
+        for family in [
+            Family::Dct,
+            Family::Hadamard,
+            Family::IllConditioned { kappa: 1.0 },
+        ] {
+            device.seed(11);
+            let op = build_operator(&spec(family, 24, [1, 8, 8], 5), &device).unwrap();
+            let x_true: Tensor<2> = Tensor::random(
+                [3, 64],
+                burn::tensor::Distribution::Uniform(0.0, 1.0),
+                &device,
+            );
+            let x_t = (x_true.clone()
+                + Tensor::random(
+                    [3, 64],
+                    burn::tensor::Distribution::Normal(0.0, 0.2),
+                    &device,
+                ))
+            .reshape([3, 1, 8, 8]);
+            for bits in [1, 3] {
+                let q = QuantizerSpec::from_bits(Some(bits), StepRule::FromData).unwrap();
+                let set = simulate(
+                    op.as_ref(),
+                    x_true.clone(),
+                    q,
+                    f64::from(noise_std),
+                    1,
+                    vec!["a".into(), "b".into(), "c".into()],
+                )
+                .unwrap();
+                let obs = Observation::from_set(&set, &device);
+                let ep = EpScore {
+                    config: EpConfig {
+                        iterations: 3,
+                        damping: 0.02,
+                        tolerance: 0.0,
+                    },
+                };
+                let (h, tau) = ep
+                    .messages(op.as_ref(), &obs, sigma_t, x_t.clone())
+                    .unwrap();
+                let s2 = f64::from(noise_std).powi(2) + f64::from(sigma_t).powi(2) * 64.0 / 24.0;
+                for t in host(tau) {
+                    assert!(
+                        (t * s2 - 1.0).abs() < 1e-4,
+                        "{name} {family:?} {bits}-bit: τ^F = {t}, 1/s² = {}",
+                        1.0 / s2
+                    );
+                }
+                let h_max = host(h).iter().fold(0.0f64, |a, v| a.max(v.abs()));
+                assert!(
+                    h_max < 1e-3,
+                    "{name} {family:?}: h^F should vanish, max |h| = {h_max}"
+                );
+                let ours = host(ep.score(op.as_ref(), &obs, sigma_t, x_t.clone()).unwrap());
+                let qcs = host(
+                    QcsSgmScore::default()
+                        .score(op.as_ref(), &obs, sigma_t, x_t.clone())
+                        .unwrap(),
+                );
+                let err = rel_l2(&ours, &qcs);
+                eprintln!("relative error {err:e}");
+                assert!(
+                    err < 1e-4,
+                    "{name} {family:?} {bits}-bit: EP vs QCS-SGM relative error {err:e}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Every score equals the numerical gradient (f64) of the log-likelihood it differentiates.
+#![allow(clippy::needless_range_loop)] // index loops read like the formulas they check
+
+mod common;
+
+use burn::prelude::*;
+use common::*;
+use qcs_likelihood::{EpConfig, EpScore, LikelihoodScore, Observation, QcsSgmScore};
+use qcs_sensing::operator::DenseOperator;
+use qcs_sensing::quantize::{Quantizer, SignQuantizer, UniformQuantizer};
+use qcs_sensing::{Family, StepRule};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+
+const B: usize = 2;
+const M: usize = 7;
+const N: usize = 12;
+
+struct Problem {
+    a: Vec<f64>,
+    x_t: Vec<f64>,
+    y: Vec<f64>,
+    lower: Vec<f64>,
+    upper: Vec<f64>,
+}
+
+fn problem(
+    bits: Option<u32>,
+    family: Family,
+    seed: u64,
+    device: &Device,
+) -> (DenseOperator, Problem) {
+    let op = DenseOperator::generate(&spec(family, M, [1, 3, 4], seed), device).unwrap();
+    let a = host(op.matrix());
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let x_true: Vec<f64> = (0..B * N).map(|_| rng.random_range(0.0..1.0)).collect();
+    let x_t: Vec<f64> = x_true
+        .iter()
+        .map(|v| v + 0.4 * rng.sample::<f64, _>(StandardNormal))
+        .collect();
+    let z: Vec<f32> = (0..B * M)
+        .map(|k| {
+            let (b, m) = (k / M, k % M);
+            let dot: f64 = (0..N).map(|j| a[m * N + j] * x_true[b * N + j]).sum();
+            (dot + 0.1 * rng.sample::<f64, _>(StandardNormal)) as f32
+        })
+        .collect();
+    let (mut y, mut lower, mut upper) = (vec![], vec![], vec![]);
+    for row in z.chunks(M) {
+        let q = match bits {
+            None => qcs_sensing::quantize::Quantized {
+                y: row.to_vec(),
+                lower: row.to_vec(),
+                upper: row.to_vec(),
+                delta: 0.0,
+            },
+            Some(1) => SignQuantizer.quantize(row).unwrap(),
+            Some(b) => UniformQuantizer {
+                bits: b,
+                step: StepRule::FromData,
+            }
+            .quantize(row)
+            .unwrap(),
+        };
+        y.extend(q.y.iter().map(|&v| f64::from(v)));
+        lower.extend(q.lower.iter().map(|&v| f64::from(v)));
+        upper.extend(q.upper.iter().map(|&v| f64::from(v)));
+    }
+    (
+        op,
+        Problem {
+            a,
+            x_t,
+            y,
+            lower,
+            upper,
+        },
+    )
+}
+
+fn observation(p: &Problem, bits: Option<u32>, noise_std: f32, device: &Device) -> Observation {
+    match bits {
+        None => linear_observation(&p.y, [B, M], noise_std, device),
+        Some(_) => bin_observation(&p.y, &p.lower, &p.upper, [B, M], noise_std, device),
+    }
+}
+
+/// Σ_m log P_m with per-measurement means μ_m = (A·x)_m + shift_m and standard deviations s_m.
+fn log_likelihood(p: &Problem, x: &[f64], shift: &[f64], std: &[f64], linear: bool) -> f64 {
+    let mut total = 0.0;
+    for b in 0..B {
+        for m in 0..M {
+            let k = b * M + m;
+            let mu: f64 = (0..N).map(|j| p.a[m * N + j] * x[b * N + j]).sum::<f64>() + shift[k];
+            total += if linear {
+                -0.5 * (p.y[k] - mu).powi(2) / std[k].powi(2)
+            } else {
+                log_bin_mass((p.lower[k] - mu) / std[k], (p.upper[k] - mu) / std[k])
+            };
+        }
+    }
+    total
+}
+
+fn numerical_gradient(p: &Problem, shift: &[f64], std: &[f64], linear: bool) -> Vec<f64> {
+    let h = 1e-5;
+    (0..B * N)
+        .map(|i| {
+            let (mut plus, mut minus) = (p.x_t.clone(), p.x_t.clone());
+            plus[i] += h;
+            minus[i] -= h;
+            (log_likelihood(p, &plus, shift, std, linear)
+                - log_likelihood(p, &minus, shift, std, linear))
+                / (2.0 * h)
+        })
+        .collect()
+}
+
+fn x_tensor(p: &Problem, device: &Device) -> Tensor<4> {
+    let v: Vec<f32> = p.x_t.iter().map(|&v| v as f32).collect();
+    Tensor::from_data(TensorData::new(v, [B, 1, 3, 4]), device)
+}
+
+#[test]
+fn qcs_sgm_scores_match_finite_differences() {
+    let (sigma_t, noise_std) = (0.5f32, 0.1f32);
+    for (name, device) in cpu_devices() {
+        for bits in [None, Some(1), Some(2), Some(3)] {
+            for seed in 0..3 {
+                let (op, p) = problem(bits, Family::Gaussian, seed, &device);
+                let obs = observation(&p, bits, noise_std, &device);
+                let ours = host(
+                    QcsSgmScore::default()
+                        .score(&op, &obs, sigma_t, x_tensor(&p, &device))
+                        .unwrap(),
+                );
+                let std: Vec<f64> = (0..B * M)
+                    .map(|k| {
+                        let m = k % M;
+                        let norm: f64 = (0..N).map(|j| p.a[m * N + j].powi(2)).sum();
+                        (f64::from(noise_std).powi(2) + f64::from(sigma_t).powi(2) * norm).sqrt()
+                    })
+                    .collect();
+                let fd = numerical_gradient(&p, &[0.0; B * M], &std, bits.is_none());
+                let err = rel_l2(&ours, &fd);
+                eprintln!("relative error {err:e}");
+                assert!(
+                    err < 1e-4,
+                    "{name} bits {bits:?} seed {seed}: relative error {err:e}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn ep_scores_match_finite_differences_under_their_cavity() {
+    let (sigma_t, noise_std) = (0.5f32, 0.1f32);
+    for (name, device) in cpu_devices() {
+        for bits in [Some(1), Some(3)] {
+            for family in [Family::Gaussian, Family::IllConditioned { kappa: 1000.0 }] {
+                let (op, p) = problem(bits, family, 4, &device);
+                let obs = observation(&p, bits, noise_std, &device);
+                let ep = EpScore {
+                    config: EpConfig::for_bits(bits),
+                };
+                let x = x_tensor(&p, &device);
+                let ours = host(ep.score(&op, &obs, sigma_t, x.clone()).unwrap());
+                let (h, tau) = ep.messages(&op, &obs, sigma_t, x).unwrap();
+                let (h, tau) = (host(h), host(tau));
+                let shift: Vec<f64> = (0..B * M).map(|k| h[k] / tau[k / M]).collect();
+                let std: Vec<f64> = (0..B * M).map(|k| 1.0 / tau[k / M].sqrt()).collect();
+                let fd = numerical_gradient(&p, &shift, &std, false);
+                let err = rel_l2(&ours, &fd);
+                eprintln!("relative error {err:e}");
+                assert!(
+                    err < 1e-4,
+                    "{name} bits {bits:?} {family:?}: relative error {err:e}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn ep_with_linear_measurements_is_the_exact_gaussian_likelihood() {
+    // log p(y | x_t) = −½ (y − A·x)ᵀ (σ_t² A·Aᵀ + σ² I)⁻¹ (y − A·x): its gradient is Aᵀ·C⁻¹·(y − A·x).
+    let (sigma_t, noise_std) = (0.5f32, 0.1f32);
+    let device = Device::flex();
+    let (op, p) = problem(None, Family::Gaussian, 9, &device);
+    let obs = observation(&p, None, noise_std, &device);
+    let ours = host(
+        EpScore::default()
+            .score(&op, &obs, sigma_t, x_tensor(&p, &device))
+            .unwrap(),
+    );
+    // Solve C·v = r on the host by Gaussian elimination.
+    let c: Vec<f64> = (0..M * M)
+        .map(|k| {
+            let (i, l) = (k / M, k % M);
+            let dot: f64 = (0..N).map(|j| p.a[i * N + j] * p.a[l * N + j]).sum();
+            f64::from(sigma_t).powi(2) * dot
+                + if i == l {
+                    f64::from(noise_std).powi(2)
+                } else {
+                    0.0
+                }
+        })
+        .collect();
+    let mut expected = vec![0.0; B * N];
+    for b in 0..B {
+        let mut aug: Vec<Vec<f64>> = (0..M)
+            .map(|i| {
+                let ax: f64 = (0..N).map(|j| p.a[i * N + j] * p.x_t[b * N + j]).sum();
+                let mut row: Vec<f64> = c[i * M..(i + 1) * M].to_vec();
+                row.push(p.y[b * M + i] - ax);
+                row
+            })
+            .collect();
+        for col in 0..M {
+            let pivot = (col..M)
+                .max_by(|&x, &y| aug[x][col].abs().total_cmp(&aug[y][col].abs()))
+                .unwrap();
+            aug.swap(col, pivot);
+            for row in 0..M {
+                if row != col {
+                    let f = aug[row][col] / aug[col][col];
+                    let pivot_row = aug[col].clone();
+                    for (v, pv) in aug[row].iter_mut().zip(&pivot_row) {
+                        *v -= f * pv;
+                    }
+                }
+            }
+        }
+        let v: Vec<f64> = (0..M).map(|i| aug[i][M] / aug[i][i]).collect();
+        for j in 0..N {
+            expected[b * N + j] = (0..M).map(|i| p.a[i * N + j] * v[i]).sum();
+        }
+    }
+    let err = rel_l2(&ours, &expected);
+    assert!(err < 1e-4, "relative error {err:e}");
+}

@@ -1,0 +1,5 @@
+//! Noise schedules and annealed Langevin posterior sampling (ALGORITHM.md §2).
+
+pub mod schedule;
+
+pub use schedule::{NoiseSchedule, ScheduleError};

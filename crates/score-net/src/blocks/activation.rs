@@ -1,0 +1,33 @@
+//! Pointwise nonlinearity of NCSNv2.
+
+use burn::tensor::Tensor;
+
+/// ELU with α = 1: `elu(x) = max(x, 0) + exp(min(x, 0)) − 1`.
+///
+/// Written with `min`/`max` rather than a mask so that `exp` never sees a large positive
+/// argument: its backward pass stays finite for any input.
+pub(crate) fn elu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    x.clone().clamp_min(0.0) + x.clamp_max(0.0).exp().sub_scalar(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData, Tolerance};
+
+    #[test]
+    fn elu_is_identity_above_zero_and_exp_minus_one_below() {
+        let device = Device::flex();
+        let x = Tensor::<1>::from_floats([-2.0, -0.5, 0.0, 0.5, 100.0], &device);
+        let expected = TensorData::from([
+            (-2.0f32).exp() - 1.0,
+            (-0.5f32).exp() - 1.0,
+            0.0,
+            0.5,
+            100.0,
+        ]);
+        elu(x)
+            .into_data()
+            .assert_approx_eq::<f32>(&expected, Tolerance::absolute(1e-6));
+    }
+}

@@ -1,0 +1,14 @@
+//! The building blocks of NCSNv2, one per file, each a burn `Config` + `Module` pair.
+
+mod activation;
+mod conv;
+pub mod conv_mean_pool;
+pub mod crp;
+pub mod msf;
+pub mod norm;
+pub mod rcu;
+pub mod refine;
+pub mod residual;
+
+pub(crate) use activation::elu;
+pub(crate) use conv::conv3x3;

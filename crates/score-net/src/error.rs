@@ -1,0 +1,67 @@
+//! Errors of the score-network crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while building, loading or saving an NCSNv2 network.
+#[derive(Debug, thiserror::Error)]
+pub enum ScoreNetError {
+    /// The configuration describes a network that cannot be built.
+    #[error("invalid NCSNv2 configuration: {0}")]
+    InvalidConfig(String),
+
+    /// The weight file cannot be opened, or it is truncated or corrupt.
+    #[error("cannot read weights from `{path}`: {reason}")]
+    Unreadable {
+        /// The file that was read.
+        path: PathBuf,
+        /// What the reader reported.
+        reason: String,
+    },
+
+    /// The weight file cannot be written.
+    #[error("cannot write weights to `{path}`: {reason}")]
+    Unwritable {
+        /// The file that was written.
+        path: PathBuf,
+        /// What the writer reported.
+        reason: String,
+    },
+
+    /// A parameter of the network has no tensor in the file.
+    #[error("tensor `{name}` is missing from `{path}`")]
+    MissingTensor {
+        /// Reference (PyTorch state-dict) name of the parameter.
+        name: String,
+        /// The file that was read.
+        path: PathBuf,
+    },
+
+    /// The file holds a tensor that is not a parameter of the network.
+    #[error("tensor `{name}` in `{path}` is not a parameter of the network")]
+    UnexpectedTensor {
+        /// Name of the tensor in the file.
+        name: String,
+        /// The file that was read.
+        path: PathBuf,
+    },
+
+    /// A tensor in the file does not have the shape of the parameter it should fill.
+    #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    WrongShape {
+        /// Reference (PyTorch state-dict) name of the parameter.
+        name: String,
+        /// Shape of the network's parameter.
+        expected: Vec<usize>,
+        /// Shape of the tensor in the file.
+        found: Vec<usize>,
+    },
+
+    /// A tensor in the file has a dtype that cannot fill a float parameter.
+    #[error("tensor `{name}` has dtype {found}, expected a float dtype")]
+    WrongDtype {
+        /// Reference (PyTorch state-dict) name of the parameter.
+        name: String,
+        /// The dtype found in the file.
+        found: String,
+    },
+}

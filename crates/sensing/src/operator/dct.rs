@@ -1,0 +1,137 @@
+//! Subsampled orthonormal 2-D DCT-II per channel with random signs: A = √(N/M)·S·(I_C ⊗ C_H ⊗ C_W)·D.
+//!
+//! D flips the sign of each pixel at random, the per-channel 2-D DCT is applied separably (C_H·X·C_Wᵀ), and S
+//! keeps M of the N coefficients. A·Aᵀ = (N/M)·I and ‖a_m‖² = N/M, like `gaussian` in expectation. Memory is
+//! O(N + M + H² + W²); an apply costs O(N·(H + W)) as two small dense products, which run at matrix-multiply
+//! speed on every backend.
+
+use burn::prelude::*;
+use burn::tensor::IndexingUpdateOp;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::{index_tensor, random_rows, random_signs, row_tensor, GramSpectrum, Operator};
+use crate::error::Result;
+use crate::spec::OperatorSpec;
+
+/// The subsampled, sign-randomised 2-D DCT operator.
+#[derive(Debug)]
+pub struct DctOperator {
+    spec: OperatorSpec,
+    device: Device,
+    /// Random signs D, shape [1, N].
+    signs: Tensor<2>,
+    /// Kept coefficient indices S, shape [M].
+    rows: Tensor<1, Int>,
+    /// Orthonormal DCT-II matrix along H, shape [H, H].
+    dct_h: Tensor<2>,
+    /// Orthonormal DCT-II matrix along W, shape [W, W].
+    dct_w: Tensor<2>,
+    /// √(N/M).
+    scale: f32,
+    gram: GramSpectrum,
+}
+
+/// The orthonormal DCT-II matrix of size n: C_kj = α_k·cos(π(2j+1)k/(2n)), α_0 = √(1/n), α_k = √(2/n).
+pub fn dct_matrix(n: usize) -> Vec<f32> {
+    let mut c = Vec::with_capacity(n * n);
+    for k in 0..n {
+        let alpha = if k == 0 {
+            (1.0 / n as f64).sqrt()
+        } else {
+            (2.0 / n as f64).sqrt()
+        };
+        for j in 0..n {
+            let angle = std::f64::consts::PI * (2 * j + 1) as f64 * k as f64 / (2 * n) as f64;
+            c.push((alpha * angle.cos()) as f32);
+        }
+    }
+    c
+}
+
+impl DctOperator {
+    /// Draws the signs and the kept coefficients from the spec's seed and uploads them to `device`.
+    pub fn new(spec: &OperatorSpec, device: &Device) -> Self {
+        let (m, n) = (spec.measurements, spec.n());
+        let (h, w) = (spec.image.height, spec.image.width);
+        let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+        let signs = random_signs(&mut rng, n);
+        let rows = random_rows(&mut rng, n, m);
+        let ratio = n as f32 / m as f32;
+        Self {
+            spec: *spec,
+            device: device.clone(),
+            signs: row_tensor(signs, device),
+            rows: index_tensor(&rows, device),
+            dct_h: Tensor::from_data(TensorData::new(dct_matrix(h), [h, h]), device),
+            dct_w: Tensor::from_data(TensorData::new(dct_matrix(w), [w, w]), device),
+            scale: ratio.sqrt(),
+            gram: GramSpectrum::Scaled {
+                value: ratio,
+                size: m,
+            },
+        }
+    }
+
+    /// Y = C_H·X·C_Wᵀ for every plane of x ([B, N] → [B, N]); with `inverse`, X = C_Hᵀ·Y·C_W.
+    fn dct2(&self, x: Tensor<2>, inverse: bool) -> Tensor<2> {
+        let [b, n] = x.dims();
+        let [c, h, w] = self.spec.image.dims();
+        let (mh, mw) = if inverse {
+            (self.dct_h.clone(), self.dct_w.clone())
+        } else {
+            (
+                self.dct_h.clone().transpose(),
+                self.dct_w.clone().transpose(),
+            )
+        };
+        let along_w = x.reshape([b * c * h, w]).matmul(mw);
+        let columns = along_w
+            .reshape([b * c, h, w])
+            .swap_dims(1, 2)
+            .reshape([b * c * w, h]);
+        let along_h = columns.matmul(mh);
+        along_h
+            .reshape([b * c, w, h])
+            .swap_dims(1, 2)
+            .reshape([b, n])
+    }
+}
+
+impl Operator for DctOperator {
+    fn spec(&self) -> &OperatorSpec {
+        &self.spec
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let coefficients = self.dct2(x * self.signs.clone(), false);
+        coefficients.select(1, self.rows.clone()) * self.scale
+    }
+
+    fn adjoint(&self, r: Tensor<2>) -> Tensor<2> {
+        let [b, _] = r.dims();
+        let full = Tensor::zeros([b, self.cols()], &self.device).select_assign(
+            1,
+            self.rows.clone(),
+            r * self.scale,
+            IndexingUpdateOp::Add,
+        );
+        self.dct2(full, true) * self.signs.clone()
+    }
+
+    fn row_norms_sq(&self) -> Tensor<1> {
+        Tensor::full(
+            [self.rows()],
+            self.cols() as f32 / self.rows() as f32,
+            &self.device,
+        )
+    }
+
+    fn gram(&self) -> Result<&GramSpectrum> {
+        Ok(&self.gram)
+    }
+}
