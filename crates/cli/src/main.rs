@@ -1,33 +1,34 @@
 //! `qcs`: quantized compressed sensing with score-based generative priors.
 
+mod args;
 mod backend;
+mod config;
+mod measure;
+mod output;
+mod reconstruct;
+mod report;
+mod sample;
+mod setup;
+mod train;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
-/// Quantized compressed sensing with score-based generative priors (QCS-SGM, QCS-SGM+).
-#[derive(Parser, Debug)]
-#[command(name = "qcs", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Print the compiled-in backend and the device it uses.
-    Info,
-}
+use args::{Cli, Command};
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Reconstruct(args) => reconstruct::run(&args),
+        Command::Measure(args) => measure::run(&args),
+        Command::Train(args) => train::run(&args),
+        Command::Sample(args) => sample::run(&args),
         Command::Info => {
             let device = backend::device();
             println!("qcs {}", env!("CARGO_PKG_VERSION"));
             println!("backend: {}", backend::BACKEND);
             println!("device: {device:?}");
+            Ok(())
         }
     }
-    Ok(())
 }

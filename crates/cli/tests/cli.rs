@@ -1,12 +1,73 @@
-//! The `qcs` binary as a user runs it.
+//! The `qcs` binary as a user runs it: the pipeline end to end on a tiny network, and one test per kind of bad
+//! input (clear message, non-zero exit, no partial output).
 
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
-fn qcs(args: &[&str]) -> std::process::Output {
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn qcs(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_qcs"))
+        .current_dir(root())
         .args(args)
         .output()
         .expect("the qcs binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// A config for the reference ngf-8 fixture network (10 levels), with a short schedule.
+fn tiny_config(dir: &Path, matrix: &str, measurements: usize) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("configs/mnist.toml"))
+        .unwrap()
+        .replace(
+            "assets/models/mnist.safetensors",
+            "tests/fixtures/ncsnv2_mnist_ngf8_weights.safetensors",
+        )
+        .replace("num_levels = 232", "num_levels = 10")
+        .replace("levels = 232", "levels = 3")
+        .replace("steps_per_level = 5", "steps_per_level = 2")
+        .replace("matrix = \"gaussian\"", &format!("matrix = \"{matrix}\""))
+        .replace(
+            "measurements = 200",
+            &format!("measurements = {measurements}"),
+        );
+    let path = dir.join("tiny.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Writes `count` 28×28 gray PNG digits-like blobs (or of another size) into `dir`.
+fn write_images(dir: &Path, count: usize, size: u32, rgb: bool) {
+    for k in 0..count {
+        let f = |x: u32, y: u32| {
+            let (cx, cy) = (size as f32 / 2.0 + k as f32, size as f32 / 2.0);
+            let d = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt();
+            if d < size as f32 / 4.0 {
+                255u8
+            } else {
+                0u8
+            }
+        };
+        let path = dir.join(format!("img{k}.png"));
+        if rgb {
+            image::RgbImage::from_fn(size, size, |x, y| image::Rgb([f(x, y), 0, f(x, y)]))
+                .save(path)
+                .unwrap();
+        } else {
+            image::GrayImage::from_fn(size, size, |x, y| image::Luma([f(x, y)]))
+                .save(path)
+                .unwrap();
+        }
+    }
+}
+
+fn files_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }
 
 #[test]
@@ -28,5 +89,280 @@ fn info_names_the_compiled_backend() {
 fn an_unknown_command_fails_with_usage() {
     let out = qcs(&["reconstrukt"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Usage"));
+    assert!(stderr(&out).contains("Usage"));
+}
+
+#[test]
+fn reconstruct_writes_pictures_and_an_exact_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("images");
+    std::fs::create_dir(&images).unwrap();
+    write_images(&images, 3, 28, false);
+    let config = tiny_config(tmp.path(), "gaussian", 100);
+    let out = tmp.path().join("out");
+    let run = qcs(&[
+        "reconstruct",
+        "--config",
+        config.to_str().unwrap(),
+        "--images",
+        images.to_str().unwrap(),
+        "--chains",
+        "2",
+        "--batch",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let report: serde_json::Value =
+        serde_json::from_slice(&run.stdout).expect("stdout is exactly the JSON report");
+    let keys: Vec<&str> = report
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut expected = vec![
+        "method",
+        "backend",
+        "bits",
+        "measurements",
+        "noise_std",
+        "matrix",
+        "levels",
+        "steps_per_level",
+        "nfe",
+        "seconds",
+        "images",
+        "mean_psnr",
+        "mean_ssim",
+    ];
+    expected.sort_unstable();
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, expected);
+    assert_eq!(report["nfe"], 3 * 2 + 1);
+    assert_eq!(report["images"].as_array().unwrap().len(), 3);
+    assert!(report["mean_psnr"].as_f64().unwrap().is_finite());
+    for name in [
+        "img0.png",
+        "img0_std.png",
+        "img2.png",
+        "grid.png",
+        "report.json",
+    ] {
+        assert!(out.join(name).exists(), "missing {name}");
+    }
+    let grid = image::open(out.join("grid.png")).unwrap();
+    let pad = qcs_data::GRID_PADDING as u32;
+    let side = 3 * (28 + pad) + pad;
+    assert_eq!(
+        (grid.width(), grid.height()),
+        (side, side),
+        "truth | mean | std, one row per image"
+    );
+}
+
+#[test]
+fn measure_then_reconstruct_from_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("images");
+    std::fs::create_dir(&images).unwrap();
+    write_images(&images, 2, 28, false);
+    let config = tiny_config(tmp.path(), "hadamard", 300);
+    let file = tmp.path().join("m.qcsm");
+    let run = qcs(&[
+        "measure",
+        "--config",
+        config.to_str().unwrap(),
+        "--images",
+        images.to_str().unwrap(),
+        "--bits",
+        "3",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let out = tmp.path().join("out");
+    let run = qcs(&[
+        "reconstruct",
+        "--config",
+        config.to_str().unwrap(),
+        "--measurements-file",
+        file.to_str().unwrap(),
+        "--truth",
+        images.join("img0.png").to_str().unwrap(),
+        images.join("img1.png").to_str().unwrap(),
+        "--method",
+        "qcs-sgm-plus",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(report["bits"], 3);
+    assert_eq!(report["measurements"], 300);
+    assert_eq!(report["matrix"], "hadamard");
+    assert_eq!(report["method"], "qcs-sgm-plus");
+}
+
+/// Runs a reconstruct that must fail, checking the message and that nothing was written.
+fn assert_fails(extra: &[&str], matrix: &str, measurements: usize, images_size: u32, expect: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("images");
+    std::fs::create_dir(&images).unwrap();
+    write_images(&images, 1, images_size, false);
+    let config = tiny_config(tmp.path(), matrix, measurements);
+    let out = tmp.path().join("out");
+    let mut args = vec![
+        "reconstruct",
+        "--config",
+        config.to_str().unwrap(),
+        "--images",
+        images.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let run = qcs(&args);
+    assert!(!run.status.success(), "should fail: {args:?}");
+    let message = stderr(&run);
+    assert!(
+        message.contains(expect),
+        "expected `{expect}` in: {message}"
+    );
+    assert!(!message.contains("panicked"), "{message}");
+    assert_eq!(files_in(&out), 0, "no partial output");
+}
+
+#[test]
+fn bits_outside_one_to_eight_are_refused() {
+    assert_fails(
+        &["--bits", "9"],
+        "gaussian",
+        100,
+        28,
+        "bits must be between 1 and 8",
+    );
+    assert_fails(
+        &["--bits", "0"],
+        "gaussian",
+        100,
+        28,
+        "bits must be between 1 and 8",
+    );
+}
+
+#[test]
+fn more_measurements_than_pixels_are_refused_where_the_operator_cannot() {
+    assert_fails(&[], "dct", 1000, 28, "M ≤ N");
+}
+
+#[test]
+fn an_image_of_another_size_names_both_sizes() {
+    assert_fails(&[], "gaussian", 100, 32, "32×32 but the model takes 28×28");
+}
+
+#[test]
+fn a_missing_model_file_is_named() {
+    assert_fails(
+        &["--model", "no/such/model.safetensors"],
+        "gaussian",
+        100,
+        28,
+        "no/such/model.safetensors",
+    );
+}
+
+#[test]
+fn an_unknown_matrix_is_named() {
+    assert_fails(&[], "fourier", 100, 28, "fourier");
+}
+
+#[test]
+fn rgb_images_are_converted_for_a_gray_model_and_said_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("images");
+    std::fs::create_dir(&images).unwrap();
+    write_images(&images, 1, 28, true);
+    let config = tiny_config(tmp.path(), "gaussian", 50);
+    let file = tmp.path().join("m.qcsm");
+    let run = qcs(&[
+        "measure",
+        "--config",
+        config.to_str().unwrap(),
+        "--images",
+        images.to_str().unwrap(),
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("converted 1 image(s) to 1 channel"),
+        "{}",
+        stderr(&run)
+    );
+}
+
+#[test]
+fn a_measurement_file_for_another_image_size_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("images");
+    std::fs::create_dir(&images).unwrap();
+    write_images(&images, 1, 32, false);
+    // Measure 32×32 images with a config for 32×32 …
+    let config32 = tmp.path().join("c32.toml");
+    let text = std::fs::read_to_string(tiny_config(tmp.path(), "gaussian", 50))
+        .unwrap()
+        .replace("image_size = 28", "image_size = 32");
+    std::fs::write(&config32, text).unwrap();
+    let file = tmp.path().join("m.qcsm");
+    let run = qcs(&[
+        "measure",
+        "--config",
+        config32.to_str().unwrap(),
+        "--images",
+        images.to_str().unwrap(),
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    // … and reconstruct them with the 28×28 model.
+    let out = tmp.path().join("out");
+    let config = tiny_config(tmp.path(), "gaussian", 50);
+    let run = qcs(&[
+        "reconstruct",
+        "--config",
+        config.to_str().unwrap(),
+        "--measurements-file",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!run.status.success());
+    assert!(stderr(&run).contains("1×32×32"), "{}", stderr(&run));
+    assert_eq!(files_in(&out), 0);
+}
+
+#[test]
+fn a_corrupt_measurement_file_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("bad.qcsm");
+    std::fs::write(&file, b"\x10\x00\x00\x00\x00\x00\x00\x00{\"y\":").unwrap();
+    let config = tiny_config(tmp.path(), "gaussian", 50);
+    let out = tmp.path().join("out");
+    let run = qcs(&[
+        "reconstruct",
+        "--config",
+        config.to_str().unwrap(),
+        "--measurements-file",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!run.status.success());
+    assert!(stderr(&run).contains("bad.qcsm"), "{}", stderr(&run));
+    assert_eq!(files_in(&out), 0);
 }

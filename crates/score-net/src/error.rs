@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong while building, loading or saving an NCSNv2 network.
+/// Everything that can go wrong while building, loading, saving or training an NCSNv2 network.
 #[derive(Debug, thiserror::Error)]
 pub enum ScoreNetError {
     /// The configuration describes a network that cannot be built.
@@ -63,5 +63,45 @@ pub enum ScoreNetError {
         name: String,
         /// The dtype found in the file.
         found: String,
+    },
+
+    /// The training configuration describes a run that cannot work.
+    #[error("invalid training configuration: {0}")]
+    InvalidTrainConfig(String),
+
+    /// The training images do not have the layout the network is made for.
+    #[error("the training images are {found:?} (C, H, W), the network is made for {expected:?}")]
+    DatasetMismatch {
+        /// `[C, H, W]` of the network's configuration.
+        expected: [usize; 3],
+        /// `[C, H, W]` of the dataset.
+        found: [usize; 3],
+    },
+
+    /// The training dataset holds no image.
+    #[error("the training dataset is empty")]
+    EmptyDataset,
+
+    /// A fresh training run was pointed at a folder that already holds one.
+    #[error("`{dir}` already holds a training run: resume it or choose another folder")]
+    RunExists {
+        /// The run folder.
+        dir: PathBuf,
+    },
+
+    /// A run folder to resume holds no complete checkpoint.
+    #[error("no complete checkpoint in `{dir}`")]
+    NoCheckpoint {
+        /// The run folder.
+        dir: PathBuf,
+    },
+
+    /// A checkpoint file is missing, truncated, corrupt or does not fit the run.
+    #[error("corrupt checkpoint file `{path}`: {reason}")]
+    CorruptCheckpoint {
+        /// The file that was read.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
     },
 }

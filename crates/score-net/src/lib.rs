@@ -28,6 +28,7 @@
 pub mod blocks;
 mod error;
 mod ncsnv2;
+pub mod train;
 mod weights;
 
 pub use error::ScoreNetError;

@@ -1,0 +1,189 @@
+//! Command-line arguments. Defaults for everything that has a reference value come from the config file.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Quantized compressed sensing with score-based generative priors (QCS-SGM, QCS-SGM+).
+#[derive(Parser, Debug)]
+#[command(name = "qcs", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Reconstruct images from quantized measurements (simulated from images, or read from a file).
+    Reconstruct(Box<ReconstructArgs>),
+    /// Simulate measurements of images and write a measurement file.
+    Measure(MeasureArgs),
+    /// Train an NCSNv2 score network by denoising score matching.
+    Train(TrainArgs),
+    /// Draw unconditional samples from a score network and write a PNG grid.
+    Sample(SampleArgs),
+    /// Print the compiled-in backend and the device it uses.
+    Info,
+}
+
+/// Settings of the measurement simulation shared by `reconstruct` and `measure`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct MeasurementFlags {
+    /// Bits per measurement, 1–8 (config: measurement.bits).
+    #[arg(long)]
+    pub bits: Option<u32>,
+    /// Do not quantize: linear measurements y = A·x + n.
+    #[arg(long)]
+    pub no_quantize: bool,
+    /// Number of measurements M (config: measurement.measurements).
+    #[arg(long)]
+    pub measurements: Option<usize>,
+    /// Standard deviation σ of the noise added before quantization (config: measurement.noise_std).
+    #[arg(long)]
+    pub noise_std: Option<f64>,
+    /// Operator family: gaussian, ill-conditioned, correlated, dct or hadamard (config: measurement.matrix).
+    #[arg(long)]
+    pub matrix: Option<String>,
+    /// κ of the ill-conditioned family (config: measurement.kappa).
+    #[arg(long)]
+    pub kappa: Option<f64>,
+    /// ρ of the correlated family (config: measurement.rho).
+    #[arg(long)]
+    pub rho: Option<f64>,
+    /// Fixed ADC full-scale width for Q-bit quantizers (default: Δ from each measurement vector).
+    #[arg(long)]
+    pub full_scale: Option<f32>,
+}
+
+/// `qcs reconstruct`.
+#[derive(Args, Debug)]
+pub struct ReconstructArgs {
+    /// Configuration file.
+    #[arg(long, default_value = "configs/mnist.toml")]
+    pub config: PathBuf,
+    /// Score-network weights (config: model.path).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Image files or directories of PNG/JPEG images (default: assets/images/<dataset>).
+    #[arg(long, num_args = 1..)]
+    pub images: Vec<PathBuf>,
+    /// Resize images of another size to the model's instead of refusing them.
+    #[arg(long)]
+    pub resize: bool,
+    /// Reconstruct from this measurement file instead of simulating measurements.
+    #[arg(long, conflicts_with = "images")]
+    pub measurements_file: Option<PathBuf>,
+    /// Ground-truth images for a measurement file, in its order (enables PSNR/SSIM).
+    #[arg(long, requires = "measurements_file", num_args = 1..)]
+    pub truth: Vec<PathBuf>,
+    /// Measurement settings.
+    #[command(flatten)]
+    pub measurement: MeasurementFlags,
+    /// qcs-sgm (closed form) or qcs-sgm-plus (expectation propagation) (config: sampler.method).
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Noise levels used, spread evenly over the model's schedule (config: sampler.levels).
+    #[arg(long)]
+    pub levels: Option<usize>,
+    /// Langevin steps per level K (config: sampler.steps_per_level).
+    #[arg(long)]
+    pub steps_per_level: Option<usize>,
+    /// Step size ε at the last level (config: sampler.step_lr).
+    #[arg(long)]
+    pub step_lr: Option<f64>,
+    /// Likelihood weight λ (config: sampler.likelihood_scale).
+    #[arg(long)]
+    pub likelihood_scale: Option<f64>,
+    /// Independent chains per image; > 1 also writes a per-pixel standard deviation (config: sampler.chains).
+    #[arg(long)]
+    pub chains: Option<usize>,
+    /// Images per batch (config: sampler.batch).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Seed of the operator, the measurement noise and the sampler (config: measurement.seed, sampler.seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output directory.
+    #[arg(long, default_value = "out/reconstruct")]
+    pub out: PathBuf,
+    /// Print report.json to standard output (and nothing else there).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `qcs measure`.
+#[derive(Args, Debug)]
+pub struct MeasureArgs {
+    /// Configuration file (measurement settings and image size).
+    #[arg(long, default_value = "configs/mnist.toml")]
+    pub config: PathBuf,
+    /// Image files or directories of PNG/JPEG images.
+    #[arg(long, required = true, num_args = 1..)]
+    pub images: Vec<PathBuf>,
+    /// Resize images of another size to the model's instead of refusing them.
+    #[arg(long)]
+    pub resize: bool,
+    /// Measurement settings.
+    #[command(flatten)]
+    pub measurement: MeasurementFlags,
+    /// Seed of the operator and the noise (config: measurement.seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// The measurement file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `qcs train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Configuration file ([model] and [training]).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Training images: an IDX file (raw or .gz) or a directory of PNG/JPEG images.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Total steps (config: training.steps).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Images per step (config: training.batch_size).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Base channel count (config: model.ngf).
+    #[arg(long)]
+    pub ngf: Option<usize>,
+    /// Checkpoint directory.
+    #[arg(long, default_value = "out/train")]
+    pub out: PathBuf,
+    /// Continue from the latest checkpoint in --out.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+/// `qcs sample`.
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    /// Configuration file ([model] and [sampler]).
+    #[arg(long, default_value = "configs/mnist.toml")]
+    pub config: PathBuf,
+    /// Score-network weights (config: model.path).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Number of samples.
+    #[arg(long, default_value_t = 16)]
+    pub count: usize,
+    /// Noise levels used (config: sampler.levels).
+    #[arg(long)]
+    pub levels: Option<usize>,
+    /// Langevin steps per level (config: sampler.steps_per_level).
+    #[arg(long)]
+    pub steps_per_level: Option<usize>,
+    /// Seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// The PNG grid to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}

@@ -1,0 +1,299 @@
+//! `qcs reconstruct`: measurements (simulated from images or read from a file) → posterior samples → pictures,
+//! PSNR/SSIM and `report.json`.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+use qcs_data::Dataset;
+use qcs_likelihood::{EpConfig, EpScore, LikelihoodScore, Observation, QcsSgmScore};
+use qcs_sampler::{sample_posterior, LangevinConfig, LevelSubset, LikelihoodWeight};
+use qcs_score_net::NcsnV2Config;
+use qcs_sensing::{build_operator, simulate, MeasurementSet};
+
+use crate::args::ReconstructArgs;
+use crate::config::{Config, SamplerSection};
+use crate::report::{ImageScore, Report};
+use crate::setup::{
+    default_images, image_shape, image_spec, load_model, matrix_label, measurement_settings,
+    operator_spec, quantizer, read_images,
+};
+use crate::{backend, output};
+
+/// The sampler section with the flags applied.
+fn sampler_settings(args: &ReconstructArgs, config: &Config) -> SamplerSection {
+    let s = &config.sampler;
+    SamplerSection {
+        method: args.method.clone().unwrap_or_else(|| s.method.clone()),
+        levels: args.levels.unwrap_or(s.levels),
+        steps_per_level: args.steps_per_level.unwrap_or(s.steps_per_level),
+        step_lr: args.step_lr.unwrap_or(s.step_lr),
+        likelihood_scale: args.likelihood_scale.unwrap_or(s.likelihood_scale),
+        chains: args.chains.unwrap_or(s.chains),
+        batch: args.batch.unwrap_or(s.batch),
+        seed: args.seed.unwrap_or(s.seed),
+        final_denoise: s.final_denoise,
+    }
+}
+
+/// Langevin settings for a model with `total` levels.
+pub fn langevin_config(s: &SamplerSection, total: usize) -> Result<LangevinConfig> {
+    if s.levels == 0 || s.levels > total {
+        bail!(
+            "--levels must be between 1 and the model's {total} levels, got {}",
+            s.levels
+        );
+    }
+    let weight = match s.method.as_str() {
+        "qcs-sgm" => LikelihoodWeight::Fixed(s.likelihood_scale),
+        "qcs-sgm-plus" => LikelihoodWeight::NormRatio(s.likelihood_scale),
+        other => bail!("--method must be qcs-sgm or qcs-sgm-plus, got `{other}`"),
+    };
+    let config = LangevinConfig {
+        steps_per_level: s.steps_per_level,
+        epsilon: s.step_lr,
+        weight,
+        levels: if s.levels == total {
+            LevelSubset::All
+        } else {
+            LevelSubset::Count { count: s.levels }
+        },
+        final_denoise: s.final_denoise,
+        chains: s.chains,
+        seed: s.seed,
+    };
+    config.validate().context("sampler settings")?;
+    Ok(config)
+}
+
+/// Measurements plus the ground truth when there is one.
+struct Inputs {
+    set: MeasurementSet,
+    truth: Option<Dataset>,
+}
+
+fn inputs(
+    args: &ReconstructArgs,
+    config: &Config,
+    net: &NcsnV2Config,
+    device: &Device,
+) -> Result<Inputs> {
+    let spec = image_spec(net);
+    let shape = image_shape(net)?;
+    if let Some(file) = &args.measurements_file {
+        let set = qcs_sensing::file::load(file)
+            .with_context(|| format!("--measurements-file {}", file.display()))?;
+        if set.info.operator.image != shape {
+            bail!(
+                "{}: the measurements were made for {} images but the model takes {shape}",
+                file.display(),
+                set.info.operator.image
+            );
+        }
+        let truth = if args.truth.is_empty() {
+            None
+        } else {
+            let truth = read_images(&args.truth, spec, args.resize).context("--truth")?;
+            if truth.len() != set.batch() {
+                bail!(
+                    "--truth gives {} images but {} holds {}",
+                    truth.len(),
+                    file.display(),
+                    set.batch()
+                );
+            }
+            Some(truth)
+        };
+        return Ok(Inputs { set, truth });
+    }
+    let paths = if args.images.is_empty() {
+        vec![default_images(config)]
+    } else {
+        args.images.clone()
+    };
+    let images = read_images(&paths, spec, args.resize).context("--images")?;
+    let m = measurement_settings(&args.measurement, args.seed, config);
+    let op_spec = operator_spec(&m, shape)?;
+    let q = quantizer(&m, &args.measurement)?;
+    let op = build_operator(&op_spec, device)?;
+    let x = Tensor::from_data(
+        TensorData::new(images.pixels().to_vec(), [images.len(), shape.numel()]),
+        device,
+    );
+    let set = simulate(
+        op.as_ref(),
+        x,
+        q,
+        m.noise_std,
+        m.seed,
+        images.names().to_vec(),
+    )
+    .context("simulating measurements")?;
+    Ok(Inputs {
+        set,
+        truth: Some(images),
+    })
+}
+
+/// Rows `start..end` of a measurement set.
+fn slice_set(set: &MeasurementSet, start: usize, end: usize) -> MeasurementSet {
+    let m = set.measurements();
+    let mut info = set.info.clone();
+    info.names = info.names[start..end].to_vec();
+    MeasurementSet {
+        info,
+        y: set.y[start * m..end * m].to_vec(),
+        lower: set.lower[start * m..end * m].to_vec(),
+        upper: set.upper[start * m..end * m].to_vec(),
+        delta: set.delta[start..end].to_vec(),
+    }
+}
+
+fn host(t: Tensor<4>) -> Result<Vec<f32>> {
+    t.into_data()
+        .try_to_vec_as::<f32>()
+        .map_err(|e| anyhow::anyhow!("reading results back: {e:?}"))
+}
+
+/// Posterior means and spreads of every image, in order.
+struct Reconstructions {
+    mean: Vec<f32>,
+    std: Option<Vec<f32>>,
+    nfe: usize,
+    seconds: f64,
+}
+
+fn reconstruct_all(
+    set: &MeasurementSet,
+    model: &qcs_score_net::NcsnV2,
+    net: &NcsnV2Config,
+    sampler: &SamplerSection,
+    quiet: bool,
+    device: &Device,
+) -> Result<Reconstructions> {
+    let shape = image_shape(net)?;
+    let base = langevin_config(sampler, net.num_levels)?;
+    let op = build_operator(&set.info.operator, device)?;
+    let likelihood: Box<dyn LikelihoodScore> = match sampler.method.as_str() {
+        "qcs-sgm-plus" => Box::new(EpScore {
+            config: EpConfig::for_bits(set.bits()),
+        }),
+        _ => Box::new(QcsSgmScore::default()),
+    };
+    let batches: Vec<(usize, usize)> = (0..set.batch())
+        .step_by(sampler.batch)
+        .map(|s| (s, (s + sampler.batch).min(set.batch())))
+        .collect();
+    let steps = base.nfe(net.num_levels)? - usize::from(base.final_denoise);
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new((steps * batches.len()) as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:32}] {pos}/{len} steps · {per_sec} · ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let (mut mean, mut std, mut nfe) = (Vec::new(), Vec::new(), 0);
+    for (k, &(start, end)) in batches.iter().enumerate() {
+        bar.set_message(format!("batch {}/{}", k + 1, batches.len()));
+        let sub = slice_set(set, start, end);
+        let obs = Observation::from_set(&sub, device);
+        let config = LangevinConfig {
+            seed: base.seed.wrapping_add(k as u64),
+            ..base
+        };
+        let done = (k * steps) as u64;
+        let posterior = sample_posterior(
+            model,
+            Some((likelihood.as_ref(), op.as_ref(), &obs)),
+            &config,
+            end - start,
+            shape,
+            &mut |p| bar.set_position(done + p.step as u64),
+        )?;
+        nfe = posterior.nfe;
+        mean.extend(host(posterior.mean)?);
+        if let Some(s) = posterior.std {
+            std.extend(host(s)?);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(Reconstructions {
+        mean,
+        std: (sampler.chains > 1).then_some(std),
+        nfe,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Runs `qcs reconstruct`.
+pub fn run(args: &ReconstructArgs) -> Result<()> {
+    let config = Config::load(&args.config)?;
+    let device = backend::device();
+    let (model, net) = load_model(args.model.as_ref(), &config, &device)?;
+    let sampler = sampler_settings(args, &config);
+    langevin_config(&sampler, net.num_levels)?;
+    let Inputs { set, truth } = inputs(args, &config, &net, &device)?;
+    let result = reconstruct_all(&set, &model, &net, &sampler, false, &device)?;
+
+    let spec = image_spec(&net);
+    let n = spec.len();
+    let names = set.info.names.clone();
+    let images = match &truth {
+        Some(t) => names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let (reference, estimate) = (
+                    &t.pixels()[i * n..(i + 1) * n],
+                    &result.mean[i * n..(i + 1) * n],
+                );
+                let dims = [spec.channels, spec.height, spec.width];
+                Ok(ImageScore {
+                    name: name.clone(),
+                    psnr: qcs_metrics::psnr(reference, estimate, dims)?,
+                    ssim: qcs_metrics::ssim(reference, estimate, dims)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
+    let report = Report {
+        method: sampler.method.clone(),
+        backend: backend::BACKEND.to_string(),
+        bits: set.bits(),
+        measurements: set.measurements(),
+        noise_std: set.info.noise_std,
+        matrix: matrix_label(&set.info.operator.family),
+        levels: sampler.levels,
+        steps_per_level: sampler.steps_per_level,
+        nfe: result.nfe,
+        seconds: result.seconds,
+        images,
+        mean_psnr: None,
+        mean_ssim: None,
+    }
+    .with_means();
+    output::write_reconstructions(
+        &args.out,
+        &names,
+        spec,
+        truth.as_ref(),
+        &result.mean,
+        result.std.as_deref(),
+        &report,
+    )?;
+    let json = serde_json::to_string_pretty(&report)?;
+    if args.json {
+        println!("{json}");
+    } else {
+        print!("{}", report.table());
+        println!("wrote {}", args.out.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! Wiring shared by the commands: models, operators, quantizers and images from the config and the flags.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use burn::prelude::*;
+use qcs_data::{Dataset, ImageSpec};
+use qcs_score_net::{NcsnV2, NcsnV2Config};
+use qcs_sensing::{Family, ImageShape, OperatorSpec, QuantizerSpec, StepRule};
+
+use crate::args::MeasurementFlags;
+use crate::config::{Config, MeasurementSection};
+
+/// The network configuration stored in a weight file: ngf from `begin_conv.weight` ([ngf, C, 3, 3]) and the
+/// number of levels from `sigmas`; image size and σ range from the config.
+pub fn model_config(path: &Path, config: &Config) -> Result<NcsnV2Config> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading model {}", path.display()))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not a safetensors weight file: {e}", path.display()))?;
+    let shape_of = |name: &str| -> Result<Vec<usize>> {
+        header
+            .tensors()
+            .get(name)
+            .map(|info| info.shape.clone())
+            .with_context(|| {
+                format!(
+                    "{}: no tensor `{name}`: not an NCSNv2 weight file",
+                    path.display()
+                )
+            })
+    };
+    let begin = shape_of("begin_conv.weight")?;
+    let levels = shape_of("sigmas")?;
+    if begin.len() != 4 || levels.len() != 1 {
+        bail!(
+            "{}: unexpected shapes of begin_conv.weight {begin:?} or sigmas {levels:?}",
+            path.display()
+        );
+    }
+    Ok(NcsnV2Config {
+        ngf: begin[0],
+        channels: begin[1],
+        image_size: config.model.image_size,
+        num_levels: levels[0],
+        sigma_begin: config.model.sigma_begin,
+        sigma_end: config.model.sigma_end,
+    })
+}
+
+/// Loads the score network named by `--model` or the config.
+pub fn load_model(
+    flag: Option<&PathBuf>,
+    config: &Config,
+    device: &Device,
+) -> Result<(NcsnV2, NcsnV2Config)> {
+    let path = flag.unwrap_or(&config.model.path);
+    if !path.exists() {
+        bail!(
+            "model file {} does not exist (give --model, or train one with `qcs train`)",
+            path.display()
+        );
+    }
+    let net_config = model_config(path, config)?;
+    let model = qcs_score_net::load_safetensors(&net_config, path, device)
+        .with_context(|| format!("loading model {}", path.display()))?;
+    Ok((model, net_config))
+}
+
+/// The config's measurement settings with the flags applied.
+pub fn measurement_settings(
+    flags: &MeasurementFlags,
+    seed: Option<u64>,
+    config: &Config,
+) -> MeasurementSection {
+    let c = &config.measurement;
+    MeasurementSection {
+        measurements: flags.measurements.unwrap_or(c.measurements),
+        bits: flags.bits.unwrap_or(c.bits),
+        noise_std: flags.noise_std.unwrap_or(c.noise_std),
+        matrix: flags.matrix.clone().unwrap_or_else(|| c.matrix.clone()),
+        kappa: flags.kappa.unwrap_or(c.kappa),
+        rho: flags.rho.unwrap_or(c.rho),
+        seed: seed.unwrap_or(c.seed),
+    }
+}
+
+/// The operator spec for images of `image` shape.
+pub fn operator_spec(m: &MeasurementSection, image: ImageShape) -> Result<OperatorSpec> {
+    let family = Family::parse(&m.matrix, m.kappa, m.rho).context("--matrix")?;
+    let spec = OperatorSpec {
+        family,
+        measurements: m.measurements,
+        image,
+        seed: m.seed,
+    };
+    spec.validate().context("--measurements / --matrix")?;
+    Ok(spec)
+}
+
+/// The quantizer for `--bits` / `--no-quantize` / `--full-scale`.
+pub fn quantizer(m: &MeasurementSection, flags: &MeasurementFlags) -> Result<QuantizerSpec> {
+    let step = flags
+        .full_scale
+        .map_or(StepRule::FromData, |width| StepRule::FullScale { width });
+    let bits = (!flags.no_quantize).then_some(m.bits);
+    let q = QuantizerSpec::from_bits(bits, step).context("--bits")?;
+    q.validate().context("--full-scale")?;
+    Ok(q)
+}
+
+/// A human name of the operator family with its parameter.
+pub fn matrix_label(family: &Family) -> String {
+    match family {
+        Family::IllConditioned { kappa } => format!("ill-conditioned(κ={kappa})"),
+        Family::Correlated { rho } => format!("correlated(ρ={rho})"),
+        other => other.name().to_string(),
+    }
+}
+
+/// Reads images (files or folders) for a model of `spec`. Images of another size are an error naming both
+/// sizes unless `resize`; images of another channel count are converted, and the conversion is reported.
+pub fn read_images(paths: &[PathBuf], spec: ImageSpec, resize: bool) -> Result<Dataset> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let found = qcs_data::image_files(path)
+                .with_context(|| format!("listing {}", path.display()))?;
+            if found.is_empty() {
+                bail!("{}: no PNG or JPEG images in this folder", path.display());
+            }
+            files.extend(found);
+        } else if path.exists() {
+            files.push(path.clone());
+        } else {
+            bail!("{}: no such image file or folder", path.display());
+        }
+    }
+    if !resize {
+        for file in &files {
+            let (w, h) = image::image_dimensions(file)
+                .with_context(|| format!("{}: unreadable image", file.display()))?;
+            if (h as usize, w as usize) != (spec.height, spec.width) {
+                bail!(
+                    "{}: the image is {w}×{h} but the model takes {}×{}; pass --resize to resize and crop it",
+                    file.display(),
+                    spec.width,
+                    spec.height
+                );
+            }
+        }
+    }
+    let loaded = qcs_data::read_image_files(&files, spec).context("reading images")?;
+    if loaded.channel_conversions > 0 {
+        eprintln!(
+            "note: converted {} image(s) to {} channel(s) for this model",
+            loaded.channel_conversions, spec.channels
+        );
+    }
+    if loaded.resized > 0 {
+        eprintln!(
+            "note: resized and cropped {} image(s) to {}×{}",
+            loaded.resized, spec.width, spec.height
+        );
+    }
+    Ok(loaded.dataset)
+}
+
+/// The image layout a model takes.
+pub fn image_spec(net: &NcsnV2Config) -> ImageSpec {
+    ImageSpec::new(net.channels, net.image_size, net.image_size)
+}
+
+/// The same layout as the sensing crate's shape.
+pub fn image_shape(net: &NcsnV2Config) -> Result<ImageShape> {
+    Ok(ImageShape::new(
+        net.channels,
+        net.image_size,
+        net.image_size,
+    )?)
+}
+
+/// The default images of a config: `assets/images/<stem of the config's model file>`.
+pub fn default_images(config: &Config) -> PathBuf {
+    let name = config
+        .model
+        .path
+        .file_stem()
+        .map_or_else(|| "mnist".to_string(), |s| s.to_string_lossy().to_string());
+    PathBuf::from("assets/images").join(name)
+}

@@ -1,0 +1,149 @@
+//! Settings of a denoising-score-matching run.
+
+use burn::config::Config;
+
+use crate::error::ScoreNetError;
+use crate::ncsnv2::NcsnV2Config;
+
+/// Everything that determines a training run; saved in every checkpoint, so a run can be resumed
+/// and reproduced. The defaults are the reference NCSNv2 settings (Adam with lr 1e-4,
+/// β = (0.9, 0.999), ε = 1e-8, EMA rate 0.999, batch 128).
+#[derive(Config, Debug)]
+pub struct TrainConfig {
+    /// The network to train (its noise schedule included).
+    pub model: NcsnV2Config,
+    /// Total number of optimizer steps of the run.
+    pub steps: usize,
+    /// Images per batch.
+    #[config(default = 128)]
+    pub batch_size: usize,
+    /// Adam learning rate (constant).
+    #[config(default = 1e-4)]
+    pub learning_rate: f64,
+    /// Adam `β₁`.
+    #[config(default = 0.9)]
+    pub beta1: f32,
+    /// Adam `β₂`.
+    #[config(default = 0.999)]
+    pub beta2: f32,
+    /// Adam `ε`.
+    #[config(default = 1e-8)]
+    pub epsilon: f32,
+    /// EMA rate `μ` of `θ_ema ← μ θ_ema + (1 − μ) θ`; the EMA weights are the ones for sampling.
+    #[config(default = 0.999)]
+    pub ema_rate: f64,
+    /// Flip each training image left-right with probability ½ (natural images, not digits).
+    #[config(default = false)]
+    pub horizontal_flip: bool,
+    /// Largest global L2 norm of the gradient; larger gradients are scaled down to it.
+    pub grad_clip: Option<f32>,
+    /// Steps between checkpoints.
+    #[config(default = 500)]
+    pub checkpoint_every: usize,
+    /// Steps between rows of the per-noise-level loss log.
+    #[config(default = 100)]
+    pub log_every: usize,
+    /// Number of noise-level buckets of the loss log (levels split into equal consecutive runs).
+    #[config(default = 10)]
+    pub level_buckets: usize,
+    /// Seed of every random draw of the run: batches, flips, levels, noise, initial weights.
+    #[config(default = 0)]
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// Checks that the run can work.
+    pub fn validate(&self) -> Result<(), ScoreNetError> {
+        self.model.validate()?;
+        let fail = |msg: String| Err(ScoreNetError::InvalidTrainConfig(msg));
+        let positive = [
+            ("batch_size", self.batch_size),
+            ("checkpoint_every", self.checkpoint_every),
+            ("log_every", self.log_every),
+            ("level_buckets", self.level_buckets),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return fail(format!("{name} must be positive"));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return fail(format!(
+                "learning_rate must be positive, got {}",
+                self.learning_rate
+            ));
+        }
+        for (name, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&beta) {
+                return fail(format!("{name} must be in [0, 1), got {beta}"));
+            }
+        }
+        if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
+            return fail(format!("epsilon must be positive, got {}", self.epsilon));
+        }
+        if !(0.0..=1.0).contains(&self.ema_rate) {
+            return fail(format!("ema_rate must be in [0, 1], got {}", self.ema_rate));
+        }
+        if let Some(clip) = self.grad_clip {
+            if !(clip.is_finite() && clip > 0.0) {
+                return fail(format!("grad_clip must be positive, got {clip}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// `[C, H, W]` of the training images.
+    pub fn image_shape(&self) -> [usize; 3] {
+        let model = &self.model;
+        [model.channels, model.image_size, model.image_size]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> TrainConfig {
+        TrainConfig::new(NcsnV2Config::new().with_ngf(4), 10)
+    }
+
+    #[test]
+    fn defaults_are_the_reference_settings() {
+        let config = tiny();
+        assert_eq!(config.batch_size, 128);
+        assert_eq!(config.learning_rate, 1e-4);
+        assert_eq!(
+            (config.beta1, config.beta2, config.epsilon),
+            (0.9, 0.999, 1e-8)
+        );
+        assert_eq!(config.ema_rate, 0.999);
+        assert!(!config.horizontal_flip);
+        assert_eq!(config.grad_clip, None);
+        config.validate().expect("valid defaults");
+    }
+
+    #[test]
+    fn json_round_trip_keeps_every_field() {
+        let config = tiny().with_grad_clip(Some(1.0)).with_seed(7);
+        let json = serde_json::to_string(&config).expect("serializable");
+        let back: TrainConfig = serde_json::from_str(&json).expect("deserializable");
+        assert_eq!(serde_json::to_string(&back).expect("serializable"), json);
+        assert_eq!(back.grad_clip, Some(1.0));
+        assert_eq!(back.model.ngf, 4);
+    }
+
+    #[test]
+    fn impossible_settings_are_rejected() {
+        for config in [
+            tiny().with_batch_size(0),
+            tiny().with_learning_rate(0.0),
+            tiny().with_beta2(1.0),
+            tiny().with_ema_rate(1.5),
+            tiny().with_grad_clip(Some(-1.0)),
+            tiny().with_checkpoint_every(0),
+        ] {
+            assert!(matches!(
+                config.validate(),
+                Err(ScoreNetError::InvalidTrainConfig(_))
+            ));
+        }
+    }
+}

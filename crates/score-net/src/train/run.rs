@@ -1,0 +1,232 @@
+//! The training loop.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::Device;
+use qcs_data::Dataset;
+
+use super::batch::{Batch, BatchSampler};
+use super::checkpoint::{adam, Checkpoint, TrainState};
+use super::clip::clip_grad_norm;
+use super::config::TrainConfig;
+use super::ema::ema_update;
+use super::log::LossLog;
+use super::loss::dsm_loss;
+use crate::error::ScoreNetError;
+use crate::weights::save_safetensors;
+
+/// Name of the EMA weights written at the end of a run, with the reference names (see
+/// [`save_safetensors`]).
+pub const EMA_WEIGHTS: &str = "ema.safetensors";
+
+/// Where a run stands, reported after every step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainProgress {
+    /// Optimizer steps done.
+    pub step: usize,
+    /// Optimizer steps of the whole run.
+    pub total_steps: usize,
+    /// Loss of the last batch.
+    pub loss: f32,
+    /// Steps per second since this call started.
+    pub steps_per_second: f64,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainOutcome {
+    /// Optimizer steps done.
+    pub step: usize,
+    /// Whether the stop flag ended the run before its last step.
+    pub stopped: bool,
+    /// The checkpoint written at the end.
+    pub checkpoint: Checkpoint,
+    /// The EMA weights as reference-named SafeTensors, in the run folder.
+    pub ema_weights: PathBuf,
+}
+
+/// Trains a network from scratch by denoising score matching on `data`, in the run folder
+/// `run_dir` (created if needed; it must not hold a run already).
+///
+/// Runs until `config.steps` steps are done or `stop` is set (checked before every step), then
+/// writes a checkpoint and [`EMA_WEIGHTS`]. `progress` is called after every step. Training
+/// happens on `device` with autodiff enabled; the initial weights are drawn from the device's
+/// generator after seeding it with `config.seed`.
+pub fn train(
+    config: &TrainConfig,
+    data: &Dataset,
+    run_dir: impl AsRef<Path>,
+    device: &Device,
+    progress: impl FnMut(&TrainProgress),
+    stop: &AtomicBool,
+) -> Result<TrainOutcome, ScoreNetError> {
+    let run_dir = run_dir.as_ref();
+    config.validate()?;
+    check_data(config, data)?;
+    if Checkpoint::latest(run_dir)?.is_some() {
+        return Err(ScoreNetError::RunExists {
+            dir: run_dir.to_path_buf(),
+        });
+    }
+    std::fs::create_dir_all(run_dir).map_err(|e| ScoreNetError::Unwritable {
+        path: run_dir.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let device = device.clone().autodiff();
+    device.seed(config.seed);
+    let model = config.model.init(&device)?;
+    let state = TrainState {
+        ema: model.valid(),
+        model,
+        optimizer: adam(config),
+        step: 0,
+    };
+    run(config, data, run_dir, &device, state, progress, stop)
+}
+
+/// Continues the run in `run_dir` from its latest complete checkpoint, with the configuration
+/// saved there; `steps` replaces the total number of steps (to extend a finished run). Otherwise
+/// as [`train`]: the result is the same as that of an uninterrupted run.
+pub fn resume(
+    run_dir: impl AsRef<Path>,
+    data: &Dataset,
+    device: &Device,
+    steps: Option<usize>,
+    progress: impl FnMut(&TrainProgress),
+    stop: &AtomicBool,
+) -> Result<TrainOutcome, ScoreNetError> {
+    let run_dir = run_dir.as_ref();
+    let checkpoint = Checkpoint::latest(run_dir)?.ok_or_else(|| ScoreNetError::NoCheckpoint {
+        dir: run_dir.to_path_buf(),
+    })?;
+    let mut config = checkpoint.config()?;
+    if let Some(steps) = steps {
+        config.steps = steps;
+    }
+    config.validate()?;
+    check_data(&config, data)?;
+    let device = device.clone().autodiff();
+    let state = checkpoint.load_state(&config, &device)?;
+    run(&config, data, run_dir, &device, state, progress, stop)
+}
+
+/// Checks that the images fit the network.
+fn check_data(config: &TrainConfig, data: &Dataset) -> Result<(), ScoreNetError> {
+    if data.is_empty() {
+        return Err(ScoreNetError::EmptyDataset);
+    }
+    let spec = data.spec();
+    let found = [spec.channels, spec.height, spec.width];
+    if found != config.image_shape() {
+        return Err(ScoreNetError::DatasetMismatch {
+            expected: config.image_shape(),
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// Steps from `state` to the end of the run, logging and checkpointing on the way and at the
+/// end.
+fn run(
+    config: &TrainConfig,
+    data: &Dataset,
+    run_dir: &Path,
+    device: &Device,
+    mut state: TrainState,
+    mut progress: impl FnMut(&TrainProgress),
+    stop: &AtomicBool,
+) -> Result<TrainOutcome, ScoreNetError> {
+    let levels = config.model.num_levels;
+    let mut log = LossLog::open(run_dir, levels, config.level_buckets, state.step)?;
+    let mut sampler = BatchSampler::new(
+        data,
+        config.seed,
+        config.batch_size,
+        levels,
+        config.horizontal_flip,
+    );
+    let (start, started) = (state.step, Instant::now());
+    let mut stopped = false;
+    while state.step < config.steps {
+        if stop.load(Ordering::Relaxed) {
+            stopped = true;
+            break;
+        }
+        let batch = sampler.draw(state.step as u64);
+        let loss;
+        (state, loss) = step(config, state, &batch, device);
+        log.record(&batch.levels, &loss);
+        if state.step.is_multiple_of(config.log_every) {
+            log.flush(state.step)?;
+        }
+        if state.step.is_multiple_of(config.checkpoint_every) {
+            log.flush(state.step)?;
+            Checkpoint::write(run_dir, config, &state)?;
+        }
+        progress(&TrainProgress {
+            step: state.step,
+            total_steps: config.steps,
+            loss: loss.iter().sum::<f32>() / loss.len() as f32,
+            steps_per_second: (state.step - start) as f64
+                / started.elapsed().as_secs_f64().max(f64::EPSILON),
+        });
+    }
+    log.flush(state.step)?;
+    let checkpoint = Checkpoint::write(run_dir, config, &state)?;
+    let ema_weights = run_dir.join(EMA_WEIGHTS);
+    let partial = run_dir.join(format!(".{EMA_WEIGHTS}.partial"));
+    save_safetensors(&state.ema, &partial)?;
+    std::fs::rename(&partial, &ema_weights).map_err(|e| ScoreNetError::Unwritable {
+        path: ema_weights.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(TrainOutcome {
+        step: state.step,
+        stopped,
+        checkpoint,
+        ema_weights,
+    })
+}
+
+/// One optimizer step on `batch`: loss, gradients (clipped if configured), Adam, EMA. Returns
+/// the new state and the loss of each image.
+fn step(
+    config: &TrainConfig,
+    state: TrainState,
+    batch: &Batch,
+    device: &Device,
+) -> (TrainState, Vec<f32>) {
+    let TrainState {
+        model,
+        ema,
+        mut optimizer,
+        step,
+    } = state;
+    let (images, levels, noise) = batch.to_device(device);
+    let loss = dsm_loss(&model, images, levels, noise);
+    let per_image = loss
+        .per_image
+        .clone()
+        .inner()
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("the loss of an f32 network is f32");
+    let mut grads = GradientsParams::from_grads(loss.mean.backward(), &model);
+    if let Some(max_norm) = config.grad_clip {
+        grads = clip_grad_norm(&model, grads, max_norm).0;
+    }
+    let model = optimizer.step(config.learning_rate, model, grads);
+    let ema = ema_update(ema, &model, config.ema_rate);
+    let state = TrainState {
+        model,
+        ema,
+        optimizer,
+        step: step + 1,
+    };
+    (state, per_image)
+}
