@@ -60,8 +60,8 @@ pub struct MeasurementFlags {
 /// `qcs reconstruct`.
 #[derive(Args, Debug)]
 pub struct ReconstructArgs {
-    /// Configuration file.
-    #[arg(long, default_value = "configs/mnist.toml")]
+    /// Configuration file (the default runs the shipped MNIST prior on a shortened schedule).
+    #[arg(long, default_value = "configs/mnist-quick.toml")]
     pub config: PathBuf,
     /// Score-network weights (config: model.path).
     #[arg(long)]
