@@ -20,6 +20,13 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     file.write_all(bytes).map_err(unwritable)?;
     file.as_file().sync_all().map_err(unwritable)?;
     file.persist(path).map_err(|e| unwritable(e.error))?;
+    // The temporary file is created private (0600); give the result the usual permissions of a new file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+            .map_err(unwritable)?;
+    }
     Ok(())
 }
 

@@ -6,11 +6,12 @@
 //! speed on every backend.
 
 use burn::prelude::*;
-use burn::tensor::IndexingUpdateOp;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{index_tensor, random_rows, random_signs, row_tensor, GramSpectrum, Operator};
+use super::{
+    index_tensor, random_rows, random_signs, row_tensor, scatter_rows, GramSpectrum, Operator,
+};
 use crate::error::Result;
 use crate::spec::OperatorSpec;
 
@@ -113,13 +114,7 @@ impl Operator for DctOperator {
     }
 
     fn adjoint(&self, r: Tensor<2>) -> Tensor<2> {
-        let [b, _] = r.dims();
-        let full = Tensor::zeros([b, self.cols()], &self.device).select_assign(
-            1,
-            self.rows.clone(),
-            r * self.scale,
-            IndexingUpdateOp::Add,
-        );
+        let full = scatter_rows(r * self.scale, &self.rows, self.cols());
         self.dct2(full, true) * self.signs.clone()
     }
 

@@ -7,11 +7,12 @@
 //! and ‖a_m‖² = N/M. Memory O(N + M); an apply costs O(N log N) as log₂ N butterfly stages.
 
 use burn::prelude::*;
-use burn::tensor::IndexingUpdateOp;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{index_tensor, random_rows, random_signs, row_tensor, GramSpectrum, Operator};
+use super::{
+    index_tensor, random_rows, random_signs, row_tensor, scatter_rows, GramSpectrum, Operator,
+};
 use crate::error::Result;
 use crate::spec::OperatorSpec;
 
@@ -122,13 +123,7 @@ impl Operator for HadamardOperator {
     }
 
     fn adjoint(&self, r: Tensor<2>) -> Tensor<2> {
-        let [b, _] = r.dims();
-        let full = Tensor::zeros([b, self.cols()], &self.device).select_assign(
-            1,
-            self.rows.clone(),
-            r * self.scale,
-            IndexingUpdateOp::Add,
-        );
+        let full = scatter_rows(r * self.scale, &self.rows, self.cols());
         let mixed = self.blockwise_fwht(full) * self.signs.clone();
         mixed.select(1, self.inverse_permutation.clone())
     }

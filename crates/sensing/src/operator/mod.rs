@@ -101,6 +101,18 @@ fn index_tensor(indices: &[usize], device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(values, [indices.len()]), device)
 }
 
+/// Places the columns of r [B, M] at the kept positions `rows` of a zero [B, n] tensor: the adjoint of
+/// `select(1, rows)`.
+fn scatter_rows(r: Tensor<2>, rows: &Tensor<1, Int>, n: usize) -> Tensor<2> {
+    let [b, _] = r.dims();
+    Tensor::zeros([b, n], &r.device()).select_assign(
+        1,
+        rows.clone(),
+        r,
+        burn::tensor::IndexingUpdateOp::Add,
+    )
+}
+
 /// A row vector [1, len] on the device.
 fn row_tensor(values: Vec<f32>, device: &Device) -> Tensor<2> {
     let len = values.len();
