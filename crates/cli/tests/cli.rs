@@ -366,3 +366,103 @@ fn a_corrupt_measurement_file_is_refused() {
     assert!(stderr(&run).contains("bad.qcsm"), "{}", stderr(&run));
     assert_eq!(files_in(&out), 0);
 }
+
+/// A training config for a 4-channel network on 28×28 digits with 6 levels.
+fn tiny_train_config(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("configs/mnist-cpu.toml"))
+        .unwrap()
+        .replace("ngf = 16", "ngf = 4")
+        .replace("num_levels = 232", "num_levels = 6")
+        .replace("levels = 232", "levels = 6")
+        .replace("steps_per_level = 5", "steps_per_level = 1")
+        .replace("batch_size = 32", "batch_size = 4")
+        .replace("checkpoint_every = 250", "checkpoint_every = 2");
+    let path = dir.join("train.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn train_resume_and_sample_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pixels: Vec<f32> = (0..8 * 784)
+        .map(|i| ((i * 37) % 101) as f32 / 100.0)
+        .collect();
+    let names = (0..8).map(|i| i.to_string()).collect();
+    let data = qcs_data::Dataset::new(qcs_data::ImageSpec::new(1, 28, 28), pixels, names).unwrap();
+    let idx = tmp.path().join("train-images-idx3-ubyte.gz");
+    qcs_data::write_idx_images(&idx, &data).unwrap();
+    let config = tiny_train_config(tmp.path());
+    let run_dir = tmp.path().join("run");
+    let (c, d, o) = (
+        config.to_str().unwrap(),
+        idx.to_str().unwrap(),
+        run_dir.to_str().unwrap(),
+    );
+    let run = qcs(&[
+        "train", "--config", c, "--data", d, "--steps", "3", "--out", o,
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("finished at step 3"));
+    // A second fresh run into the same folder is refused; --resume extends it.
+    let again = qcs(&[
+        "train", "--config", c, "--data", d, "--steps", "3", "--out", o,
+    ]);
+    assert!(!again.status.success());
+    let resumed = qcs(&[
+        "train", "--config", c, "--data", d, "--steps", "5", "--out", o, "--resume",
+    ]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(String::from_utf8_lossy(&resumed.stdout).contains("finished at step 5"));
+    let weights = run_dir.join("ema.safetensors");
+    let grid = tmp.path().join("samples.png");
+    let sample = qcs(&[
+        "sample",
+        "--config",
+        c,
+        "--model",
+        weights.to_str().unwrap(),
+        "--count",
+        "4",
+        "--out",
+        grid.to_str().unwrap(),
+    ]);
+    assert!(sample.status.success(), "{}", stderr(&sample));
+    let image = image::open(&grid).unwrap();
+    let pad = qcs_data::GRID_PADDING as u32;
+    assert_eq!(
+        image.width(),
+        2 * (28 + pad) + pad,
+        "four samples in a 2×2 grid"
+    );
+}
+
+#[test]
+fn training_data_of_another_size_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = qcs_data::Dataset::new(
+        qcs_data::ImageSpec::new(1, 20, 20),
+        vec![0.5; 2 * 400],
+        vec!["a".into(), "b".into()],
+    )
+    .unwrap();
+    let idx = tmp.path().join("small.idx");
+    qcs_data::write_idx_images(&idx, &data).unwrap();
+    let config = tiny_train_config(tmp.path());
+    let out = tmp.path().join("run");
+    let run = qcs(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--data",
+        idx.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!run.status.success());
+    assert!(
+        stderr(&run).contains("1×20×20 but the model takes 1×28×28"),
+        "{}",
+        stderr(&run)
+    );
+}
