@@ -69,12 +69,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         &args.data,
         ImageSpec::new(m.channels, m.image_size, m.image_size),
     )?;
-    if backend::BACKEND == "ndarray" {
-        bail!(
-            "training needs the flex or wgpu backend: burn 0.22's ndarray backend has no gradient for the bilinear \
-             resize that NCSNv2's fusion blocks use (build with the default features, or --features wgpu)"
-        );
-    }
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))

@@ -3,9 +3,7 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use super::conv::conv3x3;
 
@@ -56,21 +54,64 @@ impl MsfBlock {
 
 /// Bilinear resize with aligned corners; a tensor already of size `size` is returned as is
 /// (the aligned-corners resize to the same size is the identity).
+///
+/// Written as two small products, Y = R_H·X·R_Wᵀ with the interpolation matrices of
+/// [`interpolation_matrix`], so that it has a gradient on every backend (burn-ndarray has none for
+/// its own bilinear `interpolate`) and gives the same numbers everywhere.
 fn resize_bilinear(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
-    let [_, _, height, width] = x.dims();
+    let [batch, channels, height, width] = x.dims();
     if [height, width] == size {
         return x;
     }
-    let options = InterpolateOptions::new(InterpolateMode::Bilinear)
-        .with_align_corners(true)
-        .with_output_size(size);
-    interpolate(x, options)
+    let [out_h, out_w] = size;
+    let device = x.device();
+    let r_w = Tensor::<2>::from_data(
+        TensorData::new(interpolation_matrix(width, out_w), [out_w, width]),
+        &device,
+    );
+    let r_h = Tensor::<2>::from_data(
+        TensorData::new(interpolation_matrix(height, out_h), [out_h, height]),
+        &device,
+    );
+    let along_w = x
+        .reshape([batch * channels * height, width])
+        .matmul(r_w.transpose());
+    let columns = along_w
+        .reshape([batch * channels, height, out_w])
+        .swap_dims(1, 2)
+        .reshape([batch * channels * out_w, height]);
+    columns
+        .matmul(r_h.transpose())
+        .reshape([batch * channels, out_w, out_h])
+        .swap_dims(1, 2)
+        .reshape([batch, channels, out_h, out_w])
+}
+
+/// The `[output, input]` matrix of 1-D linear interpolation with aligned corners: output sample
+/// i sits at input position i·(input − 1)/(output − 1) and mixes its two neighbours.
+fn interpolation_matrix(input: usize, output: usize) -> Vec<f32> {
+    let mut r = vec![0.0f32; output * input];
+    for i in 0..output {
+        let position = if output > 1 {
+            i as f64 * (input - 1) as f64 / (output - 1) as f64
+        } else {
+            0.0
+        };
+        let low = (position.floor() as usize).min(input - 1);
+        let high = (low + 1).min(input - 1);
+        let frac = (position - low as f64) as f32;
+        r[i * input + low] += 1.0 - frac;
+        r[i * input + high] += frac;
+    }
+    r
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::{TensorData, Tolerance};
+    use burn::tensor::module::interpolate;
+    use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+    use burn::tensor::Tolerance;
 
     #[test]
     fn bilinear_resize_keeps_the_corner_pixels() {
@@ -80,5 +121,18 @@ mod tests {
         resize_bilinear(x, [3, 3])
             .into_data()
             .assert_approx_eq::<f32>(&expected, Tolerance::absolute(1e-6));
+    }
+
+    #[test]
+    fn matrix_resize_equals_burns_bilinear_interpolation() {
+        let device = Device::flex();
+        let x = Tensor::<4>::random([2, 3, 7, 7], burn::tensor::Distribution::Default, &device);
+        let options = InterpolateOptions::new(InterpolateMode::Bilinear)
+            .with_align_corners(true)
+            .with_output_size([14, 14]);
+        let expected = interpolate(x.clone(), options).into_data();
+        resize_bilinear(x, [14, 14])
+            .into_data()
+            .assert_approx_eq::<f32>(&expected, Tolerance::absolute(1e-5));
     }
 }
