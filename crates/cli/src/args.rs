@@ -24,6 +24,10 @@ pub enum Command {
     Train(TrainArgs),
     /// Draw unconditional samples from a score network and write a PNG grid.
     Sample(SampleArgs),
+    /// Sweep methods and measurement settings over a set of images: a results table, CSV and plots.
+    Eval(Box<EvalArgs>),
+    /// Measure the speed of the score network and of the sampler on the compiled-in backend.
+    Bench(crate::bench::BenchArgs),
     /// Print the compiled-in backend and the device it uses.
     Info,
 }
@@ -186,4 +190,70 @@ pub struct SampleArgs {
     /// The PNG grid to write.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// `qcs eval`. Every list flag takes comma-separated values (or is repeated; duplicates are dropped); the
+/// cartesian product of all lists is run.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Configuration file (model, measurement and sampler defaults).
+    #[arg(long, default_value = "configs/mnist.toml")]
+    pub config: PathBuf,
+    /// Score-network weights (config: model.path); used by qcs-sgm and qcs-sgm-plus only.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// PNG/JPEG files or folders, or one IDX image file (default: assets/images/<dataset>).
+    #[arg(long, num_args = 1..)]
+    pub images: Vec<PathBuf>,
+    /// Resize images of another size to the model's instead of refusing them.
+    #[arg(long)]
+    pub resize: bool,
+    /// Evaluate the first N images (after --skip; default: all).
+    #[arg(long)]
+    pub count: Option<usize>,
+    /// Leave out the first K images.
+    #[arg(long, default_value_t = 0)]
+    pub skip: usize,
+    /// Bit depths: 1–8 or `linear` (config: measurement.bits).
+    #[arg(long, value_delimiter = ',')]
+    pub bits: Vec<String>,
+    /// Numbers of measurements M (config: measurement.measurements).
+    #[arg(long, value_delimiter = ',', conflicts_with = "budget")]
+    pub measurements: Vec<usize>,
+    /// Bits per image Q·M instead of --measurements: M = ⌊budget/Q⌋ for each bit depth (not for linear).
+    #[arg(long)]
+    pub budget: Option<usize>,
+    /// Methods: qcs-sgm, qcs-sgm-plus, biht, back-projection (default: the config's method, biht,
+    /// back-projection).
+    #[arg(long, value_delimiter = ',')]
+    pub methods: Vec<String>,
+    /// Operator families, with an optional parameter after a colon: gaussian, dct, hadamard,
+    /// ill-conditioned[:κ], correlated[:ρ] (default: the config's; without a parameter, its kappa/rho).
+    #[arg(long, value_delimiter = ',')]
+    pub matrices: Vec<String>,
+    /// Noise standard deviations σ (config: measurement.noise_std).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub noise_std: Vec<f64>,
+    /// Langevin schedules LEVELSxSTEPS, e.g. 232x5,58x2 (config: sampler.levels x sampler.steps_per_level).
+    #[arg(long, value_delimiter = ',')]
+    pub schedules: Vec<String>,
+    /// QCS-SGM likelihood numerics: stable, reference (default: stable; QCS-SGM+ has one).
+    #[arg(long, value_delimiter = ',')]
+    pub numerics: Vec<String>,
+    /// Independent chains per image; PSNR is that of their mean (config: sampler.chains).
+    #[arg(long)]
+    pub chains: Option<usize>,
+    /// Images per batch (config: sampler.batch).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Seed of the operator, the measurement noise and the sampler, the same in every cell
+    /// (config: measurement.seed, sampler.seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output directory: results.csv, results.md, psnr_vs_m.png, psnr_vs_nfe.png.
+    #[arg(long, default_value = "out/eval")]
+    pub out: PathBuf,
+    /// Add to an existing results.csv in --out, skipping the cells it already holds.
+    #[arg(long)]
+    pub resume: bool,
 }

@@ -105,7 +105,25 @@ pub struct TrainingSection {
     pub seed: u64,
 }
 
+/// λ of QCS-SGM in the paper (ALGORITHM.md §2).
+pub const QCS_SGM_LIKELIHOOD_SCALE: f64 = 1.0;
+/// λ of QCS-SGM+ in the paper for grayscale images (MNIST).
+pub const QCS_SGM_PLUS_LIKELIHOOD_SCALE_GRAY: f64 = 0.5;
+/// λ of QCS-SGM+ in the paper for colour images (CIFAR-10, CelebA).
+pub const QCS_SGM_PLUS_LIKELIHOOD_SCALE_COLOR: f64 = 0.3;
+
 impl Config {
+    /// λ for a sampling method: `sampler.likelihood_scale` for the config's own method, the paper's value for
+    /// the other one (a config holds one λ, and the two methods weight the likelihood differently).
+    pub fn likelihood_scale_for(&self, method: &str) -> f64 {
+        match method {
+            m if m == self.sampler.method => self.sampler.likelihood_scale,
+            "qcs-sgm-plus" if self.model.channels == 1 => QCS_SGM_PLUS_LIKELIHOOD_SCALE_GRAY,
+            "qcs-sgm-plus" => QCS_SGM_PLUS_LIKELIHOOD_SCALE_COLOR,
+            _ => QCS_SGM_LIKELIHOOD_SCALE,
+        }
+    }
+
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -120,32 +138,7 @@ impl Config {
 
     /// Rejects values no run can use.
     pub fn check(&self) -> Result<()> {
-        let s = &self.sampler;
-        if !matches!(s.method.as_str(), "qcs-sgm" | "qcs-sgm-plus") {
-            bail!(
-                "sampler.method must be qcs-sgm or qcs-sgm-plus, got `{}`",
-                s.method
-            );
-        }
-        if s.levels == 0 || s.levels > self.model.num_levels {
-            bail!(
-                "sampler.levels must be between 1 and model.num_levels = {}, got {}",
-                self.model.num_levels,
-                s.levels
-            );
-        }
-        if s.steps_per_level == 0 || s.chains == 0 || s.batch == 0 {
-            bail!("sampler.steps_per_level, chains and batch must be at least 1");
-        }
-        if !(s.step_lr.is_finite() && s.step_lr > 0.0) {
-            bail!("sampler.step_lr must be positive, got {}", s.step_lr);
-        }
-        if !(s.likelihood_scale.is_finite() && s.likelihood_scale >= 0.0) {
-            bail!(
-                "sampler.likelihood_scale must be ≥ 0, got {}",
-                s.likelihood_scale
-            );
-        }
+        check_sampler(&self.sampler, self.model.num_levels)?;
         if !(1..=8).contains(&self.measurement.bits) {
             bail!(
                 "measurement.bits must be between 1 and 8, got {}",
@@ -154,6 +147,44 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Rejects sampler settings no run can use, naming the config key and the flag that set it.
+pub fn check_sampler(s: &SamplerSection, num_levels: usize) -> Result<()> {
+    if !matches!(s.method.as_str(), "qcs-sgm" | "qcs-sgm-plus") {
+        bail!(
+            "sampler.method (--method) must be qcs-sgm or qcs-sgm-plus, got `{}`",
+            s.method
+        );
+    }
+    if s.levels == 0 || s.levels > num_levels {
+        bail!(
+            "sampler.levels (--levels) must be between 1 and the model's {num_levels} levels, got {}",
+            s.levels
+        );
+    }
+    for (key, flag, value) in [
+        ("steps_per_level", "--steps-per-level", s.steps_per_level),
+        ("chains", "--chains", s.chains),
+        ("batch", "--batch", s.batch),
+    ] {
+        if value == 0 {
+            bail!("sampler.{key} ({flag}) must be at least 1, got 0");
+        }
+    }
+    if !(s.step_lr.is_finite() && s.step_lr > 0.0) {
+        bail!(
+            "sampler.step_lr (--step-lr) must be a positive number, got {}",
+            s.step_lr
+        );
+    }
+    if !(s.likelihood_scale.is_finite() && s.likelihood_scale >= 0.0) {
+        bail!(
+            "sampler.likelihood_scale (--likelihood-scale) must be a number ≥ 0, got {}",
+            s.likelihood_scale
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

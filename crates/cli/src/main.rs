@@ -2,13 +2,18 @@
 
 mod args;
 mod backend;
+mod bench;
 mod config;
+mod eval;
 mod measure;
 mod output;
+mod plot;
 mod reconstruct;
 mod report;
+mod results;
 mod sample;
 mod setup;
+mod sweep;
 mod train;
 
 use anyhow::Result;
@@ -23,6 +28,8 @@ fn main() -> Result<()> {
         Command::Measure(args) => measure::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Sample(args) => sample::run(&args),
+        Command::Eval(args) => eval::run(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::Info => {
             let device = backend::device();
             println!("qcs {}", env!("CARGO_PKG_VERSION"));

@@ -7,14 +7,14 @@ use anyhow::{bail, Context, Result};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use qcs_data::Dataset;
-use qcs_likelihood::{EpConfig, EpScore, LikelihoodScore, Observation, QcsSgmScore};
+use qcs_likelihood::{EpConfig, EpScore, LikelihoodScore, Numerics, Observation, QcsSgmScore};
 use qcs_sampler::{sample_posterior, LangevinConfig, LevelSubset, LikelihoodWeight};
 use qcs_score_net::NcsnV2Config;
 use qcs_sensing::{build_operator, simulate, MeasurementSet};
 
 use crate::args::ReconstructArgs;
 use crate::config::{Config, SamplerSection};
-use crate::report::{ImageScore, Report};
+use crate::report::{score_images, Report};
 use crate::setup::{
     default_images, image_shape, image_spec, load_model, matrix_label, measurement_settings,
     operator_spec, quantizer, read_images,
@@ -137,7 +137,7 @@ fn inputs(
 }
 
 /// Rows `start..end` of a measurement set.
-fn slice_set(set: &MeasurementSet, start: usize, end: usize) -> MeasurementSet {
+pub fn slice_set(set: &MeasurementSet, start: usize, end: usize) -> MeasurementSet {
     let m = set.measurements();
     let mut info = set.info.clone();
     info.names = info.names[start..end].to_vec();
@@ -157,19 +157,34 @@ fn host(t: Tensor<4>) -> Result<Vec<f32>> {
 }
 
 /// Posterior means and spreads of every image, in order.
-struct Reconstructions {
-    mean: Vec<f32>,
-    std: Option<Vec<f32>>,
-    nfe: usize,
-    seconds: f64,
+pub struct Reconstructions {
+    /// Posterior means, [B, N] row-major.
+    pub mean: Vec<f32>,
+    /// Per-pixel standard deviations over chains (with more than one chain).
+    pub std: Option<Vec<f32>>,
+    /// Network evaluations per image.
+    pub nfe: usize,
+    /// Wall time of the sampling.
+    pub seconds: f64,
 }
 
-fn reconstruct_all(
+/// The style of the per-step progress bar of a reconstruction.
+pub fn step_bar_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{spinner} {msg} [{bar:32}] {pos}/{len} steps · {per_sec} · ETA {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+/// Reconstructs every image of `set` in batches of `sampler.batch`, with QCS-SGM (`numerics`) or QCS-SGM+ as
+/// `sampler.method` says, counting Langevin steps on `bar`.
+pub fn reconstruct_all(
     set: &MeasurementSet,
     model: &qcs_score_net::NcsnV2,
     net: &NcsnV2Config,
     sampler: &SamplerSection,
-    quiet: bool,
+    numerics: Numerics,
+    bar: &ProgressBar,
     device: &Device,
 ) -> Result<Reconstructions> {
     let shape = image_shape(net)?;
@@ -179,24 +194,15 @@ fn reconstruct_all(
         "qcs-sgm-plus" => Box::new(EpScore {
             config: EpConfig::for_bits(set.bits()),
         }),
-        _ => Box::new(QcsSgmScore::default()),
+        _ => Box::new(QcsSgmScore { numerics }),
     };
     let batches: Vec<(usize, usize)> = (0..set.batch())
         .step_by(sampler.batch)
         .map(|s| (s, (s + sampler.batch).min(set.batch())))
         .collect();
     let steps = base.nfe(net.num_levels)? - usize::from(base.final_denoise);
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new((steps * batches.len()) as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {msg} [{bar:32}] {pos}/{len} steps · {per_sec} · ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    bar.set_length((steps * batches.len()) as u64);
+    bar.set_position(0);
     let started = Instant::now();
     let (mut mean, mut std, mut nfe) = (Vec::new(), Vec::new(), 0);
     for (k, &(start, end)) in batches.iter().enumerate() {
@@ -222,7 +228,6 @@ fn reconstruct_all(
             std.extend(host(s)?);
         }
     }
-    bar.finish_and_clear();
     Ok(Reconstructions {
         mean,
         std: (sampler.chains > 1).then_some(std),
@@ -237,30 +242,25 @@ pub fn run(args: &ReconstructArgs) -> Result<()> {
     let device = backend::device();
     let (model, net) = load_model(args.model.as_ref(), &config, &device)?;
     let sampler = sampler_settings(args, &config);
+    crate::config::check_sampler(&sampler, config.model.num_levels)?;
     langevin_config(&sampler, net.num_levels)?;
     let Inputs { set, truth } = inputs(args, &config, &net, &device)?;
-    let result = reconstruct_all(&set, &model, &net, &sampler, false, &device)?;
+    let bar = ProgressBar::new(0).with_style(step_bar_style());
+    let result = reconstruct_all(
+        &set,
+        &model,
+        &net,
+        &sampler,
+        Numerics::Stable,
+        &bar,
+        &device,
+    )?;
+    bar.finish_and_clear();
 
     let spec = image_spec(&net);
-    let n = spec.len();
     let names = set.info.names.clone();
     let images = match &truth {
-        Some(t) => names
-            .iter()
-            .enumerate()
-            .map(|(i, name)| {
-                let (reference, estimate) = (
-                    &t.pixels()[i * n..(i + 1) * n],
-                    &result.mean[i * n..(i + 1) * n],
-                );
-                let dims = [spec.channels, spec.height, spec.width];
-                Ok(ImageScore {
-                    name: name.clone(),
-                    psnr: qcs_metrics::psnr(reference, estimate, dims)?,
-                    ssim: qcs_metrics::ssim(reference, estimate, dims)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?,
+        Some(t) => score_images(t, &result.mean, &names)?,
         None => Vec::new(),
     };
     let report = Report {

@@ -1,5 +1,7 @@
 //! `report.json` and the table printed after a reconstruction.
 
+use anyhow::Result;
+use qcs_data::Dataset;
 use serde::Serialize;
 
 /// The quality of one reconstruction against its ground truth.
@@ -11,6 +13,32 @@ pub struct ImageScore {
     pub psnr: f64,
     /// SSIM (scikit-image definition).
     pub ssim: f64,
+}
+
+/// PSNR and SSIM of every reconstruction (`estimate`, [B, N] in the order of `truth`) against its truth,
+/// reported under `names`.
+pub fn score_images(
+    truth: &Dataset,
+    estimate: &[f32],
+    names: &[String],
+) -> Result<Vec<ImageScore>> {
+    let spec = truth.spec();
+    let (n, dims) = (spec.len(), [spec.channels, spec.height, spec.width]);
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let (reference, ours) = (
+                &truth.pixels()[i * n..(i + 1) * n],
+                &estimate[i * n..(i + 1) * n],
+            );
+            Ok(ImageScore {
+                name: name.clone(),
+                psnr: qcs_metrics::psnr(reference, ours, dims)?,
+                ssim: qcs_metrics::ssim(reference, ours, dims)?,
+            })
+        })
+        .collect()
 }
 
 /// Everything `qcs reconstruct` reports, with exactly the keys of `report.json`.

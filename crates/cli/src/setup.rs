@@ -99,6 +99,17 @@ pub fn operator_spec(m: &MeasurementSection, image: ImageShape) -> Result<Operat
 
 /// The quantizer for `--bits` / `--no-quantize` / `--full-scale`.
 pub fn quantizer(m: &MeasurementSection, flags: &MeasurementFlags) -> Result<QuantizerSpec> {
+    if !(m.noise_std.is_finite() && m.noise_std >= 0.0) {
+        bail!(
+            "measurement.noise_std (--noise-std) must be a number ≥ 0, got {}",
+            m.noise_std
+        );
+    }
+    if let Some(width) = flags.full_scale {
+        if !(width.is_finite() && width > 0.0) {
+            bail!("--full-scale must be a positive width, got {width}");
+        }
+    }
     let step = flags
         .full_scale
         .map_or(StepRule::FromData, |width| StepRule::FullScale { width });
@@ -117,9 +128,8 @@ pub fn matrix_label(family: &Family) -> String {
     }
 }
 
-/// Reads images (files or folders) for a model of `spec`. Images of another size are an error naming both
-/// sizes unless `resize`; images of another channel count are converted, and the conversion is reported.
-pub fn read_images(paths: &[PathBuf], spec: ImageSpec, resize: bool) -> Result<Dataset> {
+/// The image files that `paths` name: files as given, folders expanded to their PNG/JPEG files sorted by name.
+pub fn image_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -135,6 +145,13 @@ pub fn read_images(paths: &[PathBuf], spec: ImageSpec, resize: bool) -> Result<D
             bail!("{}: no such image file or folder", path.display());
         }
     }
+    Ok(files)
+}
+
+/// Reads images (files or folders) for a model of `spec`. Images of another size are an error naming both
+/// sizes unless `resize`; images of another channel count are converted, and the conversion is reported.
+pub fn read_images(paths: &[PathBuf], spec: ImageSpec, resize: bool) -> Result<Dataset> {
+    let files = image_paths(paths)?;
     if !resize {
         for file in &files {
             let (w, h) = image::image_dimensions(file)

@@ -1,74 +1,11 @@
 //! The `qcs` binary as a user runs it: the pipeline end to end on a tiny network, and one test per kind of bad
 //! input (clear message, non-zero exit, no partial output).
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn qcs(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qcs"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .expect("the qcs binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
-
-/// A config for the reference ngf-8 fixture network (10 levels), with a short schedule.
-fn tiny_config(dir: &Path, matrix: &str, measurements: usize) -> PathBuf {
-    let text = std::fs::read_to_string(root().join("configs/mnist.toml"))
-        .unwrap()
-        .replace(
-            "assets/models/mnist.safetensors",
-            "tests/fixtures/ncsnv2_mnist_ngf8_weights.safetensors",
-        )
-        .replace("num_levels = 232", "num_levels = 10")
-        .replace("levels = 232", "levels = 3")
-        .replace("steps_per_level = 5", "steps_per_level = 2")
-        .replace("matrix = \"gaussian\"", &format!("matrix = \"{matrix}\""))
-        .replace(
-            "measurements = 200",
-            &format!("measurements = {measurements}"),
-        );
-    let path = dir.join("tiny.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// Writes `count` 28×28 gray PNG digits-like blobs (or of another size) into `dir`.
-fn write_images(dir: &Path, count: usize, size: u32, rgb: bool) {
-    for k in 0..count {
-        let f = |x: u32, y: u32| {
-            let (cx, cy) = (size as f32 / 2.0 + k as f32, size as f32 / 2.0);
-            let d = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt();
-            if d < size as f32 / 4.0 {
-                255u8
-            } else {
-                0u8
-            }
-        };
-        let path = dir.join(format!("img{k}.png"));
-        if rgb {
-            image::RgbImage::from_fn(size, size, |x, y| image::Rgb([f(x, y), 0, f(x, y)]))
-                .save(path)
-                .unwrap();
-        } else {
-            image::GrayImage::from_fn(size, size, |x, y| image::Luma([f(x, y)]))
-                .save(path)
-                .unwrap();
-        }
-    }
-}
-
-fn files_in(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
-}
+use common::{files_in, qcs, root, stderr, tiny_config, write_images};
 
 #[test]
 fn info_names_the_compiled_backend() {

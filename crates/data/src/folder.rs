@@ -45,8 +45,11 @@ pub fn read_image_files(paths: &[PathBuf], spec: ImageSpec) -> Result<LoadedImag
     let mut names = Vec::with_capacity(paths.len());
     let (mut channel_conversions, mut resized) = (0, 0);
     for path in paths {
-        let image = decode(path)?;
-        let fitted = fit(&image, spec)?;
+        let bytes = std::fs::read(path).map_err(|e| DataError::Unreadable {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let fitted = fit(&decode(&bytes, path)?, spec)?;
         channel_conversions += usize::from(fitted.converted);
         resized += usize::from(fitted.resized);
         pixels.extend(fitted.pixels);
@@ -97,21 +100,48 @@ fn stem(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Decodes an image, guessing its format from its content.
-fn decode(path: &Path) -> Result<DynamicImage> {
+/// The largest image side accepted, in pixels.
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+/// The most memory the decoder may allocate for one image, in bytes.
+pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
+
+/// Decodes the bytes of a PNG/JPEG image (format guessed from the content) and fits it to `spec`;
+/// `origin` names the file in errors. Returns `[C, H, W]` values in `[0, 1]`.
+pub fn decode_image(bytes: &[u8], origin: &Path, spec: ImageSpec) -> Result<Vec<f32>> {
+    spec.validate()?;
+    Ok(fit(&decode(bytes, origin)?, spec)?.pixels)
+}
+
+/// Decodes an image, guessing its format from its content, within [`MAX_IMAGE_SIDE`] and
+/// [`MAX_IMAGE_BYTES`].
+fn decode(bytes: &[u8], path: &Path) -> Result<DynamicImage> {
     let unreadable = |reason: String| DataError::UnreadableImage {
         path: path.to_path_buf(),
         reason,
     };
-    ImageReader::open(path)
-        .map_err(|e| DataError::Unreadable {
-            path: path.to_path_buf(),
-            source: e,
-        })?
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_BYTES);
+    let mut reader = ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| unreadable(e.to_string()))?
-        .decode()
-        .map_err(|e| unreadable(e.to_string()))
+        .map_err(|e| unreadable(e.to_string()))?;
+    reader.limits(limits);
+    let image = reader.decode().map_err(|e| unreadable(e.to_string()))?;
+    // The float copy made for fitting takes 12 bytes per pixel: refuse what would exceed the budget.
+    let floats = u64::from(image.width()) * u64::from(image.height()) * 12;
+    if floats > 4 * MAX_IMAGE_BYTES {
+        return Err(unreadable(format!(
+            "{}×{} pixels is too large (at most {} MiB of pixel data)",
+            image.width(),
+            image.height(),
+            (4 * MAX_IMAGE_BYTES) >> 20
+        )));
+    }
+    if image.width() == 0 || image.height() == 0 {
+        return Err(unreadable("the image has no pixels".into()));
+    }
+    Ok(image)
 }
 
 /// One image fitted to a layout.
@@ -180,10 +210,36 @@ fn luma([r, g, b]: [f32; 3]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::{GrayImage, Luma, RgbImage};
+    use image::{GrayImage, ImageEncoder, Luma, RgbImage};
 
     fn save(image: DynamicImage, path: &Path) {
         image.save(path).expect("test image written");
+    }
+
+    #[test]
+    fn an_image_larger_than_the_limits_is_refused_before_decoding() {
+        // A valid PNG header announcing 100000×100000 pixels.
+        let mut bytes = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut bytes)
+            .write_image(&[0u8; 4], 2, 2, image::ExtendedColorType::L8)
+            .expect("encoded");
+        // IHDR width/height live at bytes 16..24; patch them (the CRC then fails or the limits do).
+        bytes[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        bytes[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        let err = decode_image(&bytes, Path::new("big.png"), ImageSpec::new(1, 28, 28))
+            .expect_err("refused");
+        assert!(matches!(err, DataError::UnreadableImage { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn bytes_decode_like_files() {
+        let mut bytes = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut bytes)
+            .write_image(&[0u8, 255, 51, 102], 2, 2, image::ExtendedColorType::L8)
+            .expect("encoded");
+        let pixels =
+            decode_image(&bytes, Path::new("x.png"), ImageSpec::new(1, 2, 2)).expect("decoded");
+        assert_eq!(pixels, [0.0, 1.0, 0.2, 0.4]);
     }
 
     #[test]

@@ -25,8 +25,20 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// index (`"0"`, `"1"`, …).
 pub fn read_idx_images(path: impl AsRef<Path>) -> Result<Dataset> {
     let path = path.as_ref();
-    let (dims, data) = read_idx(path, IDX_IMAGES_MAGIC)?;
+    parse_idx_images(&read_file(path)?, path)
+}
+
+/// Parses the bytes of an IDX image file (raw or gzip); `origin` names the file in errors.
+pub fn parse_idx_images(bytes: &[u8], origin: &Path) -> Result<Dataset> {
+    let (dims, data) = parse_idx(bytes, origin, IDX_IMAGES_MAGIC)?;
     let [count, height, width] = [dims[0], dims[1], dims[2]];
+    // With an empty image size the data says nothing about the count, which could then be 2³² − 1.
+    if height == 0 || width == 0 {
+        return Err(DataError::InvalidSpec(format!(
+            "{}: the IDX header gives images of {height}×{width} pixels",
+            origin.display()
+        )));
+    }
     let spec = ImageSpec::new(1, height, width);
     let pixels = data.iter().map(|&v| f32::from(v) / 255.0).collect();
     let names = (0..count).map(|i| i.to_string()).collect();
@@ -35,7 +47,13 @@ pub fn read_idx_images(path: impl AsRef<Path>) -> Result<Dataset> {
 
 /// Reads an IDX label file (raw or gzip).
 pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Vec<u8>> {
-    Ok(read_idx(path.as_ref(), IDX_LABELS_MAGIC)?.1)
+    let path = path.as_ref();
+    parse_idx_labels(&read_file(path)?, path)
+}
+
+/// Parses the bytes of an IDX label file (raw or gzip); `origin` names the file in errors.
+pub fn parse_idx_labels(bytes: &[u8], origin: &Path) -> Result<Vec<u8>> {
+    Ok(parse_idx(bytes, origin, IDX_LABELS_MAGIC)?.1)
 }
 
 /// Writes a one-channel dataset as an IDX image file with bytes `round(255·v)` (values clamped to
@@ -64,37 +82,43 @@ pub(crate) fn to_byte(v: f32) -> u8 {
     (v.clamp(0.0, 1.0) * 255.0).round() as u8
 }
 
-/// Reads the whole file, decompressing it if it starts with the gzip magic bytes.
-fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| DataError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Parses an IDX file with the given magic number, raw or gzip-compressed (detected from the gzip
+/// magic bytes): its dimensions and its data bytes. A compressed stream is decompressed only as
+/// far as the header announces (plus one byte to detect trailing data), so a small file that
+/// inflates without end cannot exhaust the memory.
+fn parse_idx(raw: &[u8], path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
+    let ndims = (magic & 0xff) as usize;
+    let header_len = 4 * (1 + ndims);
     let unreadable = |source| DataError::Unreadable {
         path: path.to_path_buf(),
         source,
     };
-    let raw = std::fs::read(path).map_err(unreadable)?;
-    if !raw.starts_with(&GZIP_MAGIC) {
-        return Ok(raw);
-    }
-    let mut bytes = Vec::new();
-    GzDecoder::new(raw.as_slice())
-        .read_to_end(&mut bytes)
+    let mut reader: Box<dyn Read + '_> = if raw.starts_with(&GZIP_MAGIC) {
+        Box::new(GzDecoder::new(raw))
+    } else {
+        Box::new(raw)
+    };
+    let mut header = Vec::with_capacity(header_len);
+    (&mut reader)
+        .take(header_len as u64)
+        .read_to_end(&mut header)
         .map_err(unreadable)?;
-    Ok(bytes)
-}
-
-/// Reads an IDX file with the given magic number: its dimensions and its data bytes.
-fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
-    let bytes = read_maybe_gzip(path)?;
-    let ndims = (magic & 0xff) as usize;
-    let header_len = 4 * (1 + ndims);
     let word = |i: usize| {
-        bytes
+        header
             .get(4 * i..4 * i + 4)
             .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
     };
     let short_header = || DataError::Truncated {
         path: path.to_path_buf(),
         expected: header_len as u64,
-        found: bytes.len() as u64,
+        found: header.len() as u64,
     };
     let found = word(0).ok_or_else(short_header)?;
     if found != magic {
@@ -117,7 +141,11 @@ fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
         .try_fold(1u64, |acc, &d| acc.checked_mul(d))
         .ok_or_else(overflow)?;
     let expected_len = usize::try_from(expected).map_err(|_| overflow())?;
-    let data = &bytes[header_len..];
+    let mut data = Vec::new();
+    reader
+        .take(expected.saturating_add(1))
+        .read_to_end(&mut data)
+        .map_err(unreadable)?;
     if data.len() != expected_len {
         return Err(DataError::Truncated {
             path: path.to_path_buf(),
@@ -126,7 +154,7 @@ fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
         });
     }
     let dims = dims.iter().map(|&d| d as usize).collect();
-    Ok((dims, data.to_vec()))
+    Ok((dims, data))
 }
 
 /// Writes an IDX file: header, then `data`, gzip-compressed for a `.gz` file name.
@@ -201,6 +229,49 @@ mod tests {
             GZIP_MAGIC
         );
         assert_eq!(read_idx_images(&disguised).expect("read"), data);
+    }
+
+    #[test]
+    fn a_compressed_stream_is_read_only_as_far_as_the_header_announces() {
+        // One 28×28 image announced, then 64 MiB of zeros: a 64 kB gzip file.
+        let mut raw = Vec::new();
+        raw.extend_from_slice(&IDX_IMAGES_MAGIC.to_be_bytes());
+        for dim in [1u32, 28, 28] {
+            raw.extend_from_slice(&dim.to_be_bytes());
+        }
+        raw.resize(raw.len() + (64 << 20), 0);
+        let gz = gzip_bytes(&raw).expect("compressed");
+        assert!(gz.len() < 1 << 20, "{} bytes", gz.len());
+        match parse_idx_images(&gz, Path::new("bomb.gz")) {
+            Err(DataError::Truncated {
+                expected, found, ..
+            }) => assert_eq!((expected, found), (784, 785)),
+            other => panic!("expected a trailing-data error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn images_of_no_pixels_are_refused() {
+        // Found by fuzzing: 67 million images of 0×8388616 pixels, no data bytes.
+        let bytes = [0, 0, 8, 3, 4, 0, 48, 0, 0, 0, 0, 0, 0, 128, 0, 8];
+        match parse_idx_images(&bytes, Path::new("empty")) {
+            Err(DataError::InvalidSpec(why)) => assert!(why.contains("0×8388616"), "{why}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_header_announcing_more_than_the_file_holds_is_truncated() {
+        let mut raw = Vec::new();
+        raw.extend_from_slice(&IDX_IMAGES_MAGIC.to_be_bytes());
+        for dim in [u32::MAX, 1000, 2] {
+            raw.extend_from_slice(&dim.to_be_bytes());
+        }
+        raw.extend_from_slice(&[7; 10]);
+        match parse_idx_images(&raw, Path::new("huge")) {
+            Err(DataError::Truncated { found, .. }) => assert_eq!(found, 10),
+            other => panic!("expected a truncation error, got {other:?}"),
+        }
     }
 
     #[test]

@@ -25,9 +25,12 @@ mod png;
 
 pub use dataset::{Dataset, ImageSpec};
 pub use error::DataError;
-pub use folder::{image_files, read_image_files, read_images, LoadedImages};
+pub use folder::{
+    decode_image, image_files, read_image_files, read_images, LoadedImages, MAX_IMAGE_BYTES,
+    MAX_IMAGE_SIDE,
+};
 pub use idx::{
-    read_idx_images, read_idx_labels, write_idx_images, write_idx_labels, IDX_IMAGES_MAGIC,
-    IDX_LABELS_MAGIC,
+    parse_idx_images, parse_idx_labels, read_idx_images, read_idx_labels, write_idx_images,
+    write_idx_labels, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
 };
 pub use png::{save_grid, save_png, GRID_PADDING};

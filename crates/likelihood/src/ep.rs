@@ -11,7 +11,7 @@ use burn::prelude::*;
 use qcs_sensing::{GramSpectrum, Operator};
 
 use crate::error::{LikelihoodError, Result};
-use crate::normal::bin_ratios;
+use crate::normal::standardized_bin_ratios;
 use crate::observation::{Observation, ObservationKind};
 use crate::qcs::quantized_gradient;
 use crate::{flatten_checked, LikelihoodScore, MIN_VARIANCE};
@@ -95,19 +95,24 @@ impl GaussianFactor {
         }
     }
 
-    /// m^b = U·(w ⊙ Uᵀh) and χ^b = mean(w), w = 1/(τ^G + D), for every image: h [B, M], τ^G [B, 1].
-    fn posterior(&self, h: Tensor<2>, tau: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+    /// The Gaussian factor's message back to the quantizer factor, for every image: from h^G [B, M] and
+    /// τ^G [B, 1], with w = 1/(τ^G + D), m^b = U·(w ⊙ Uᵀh^G) and χ^b = mean(w),
+    ///
+    /// τ^F = 1/χ^b − τ^G = mean(D ⊙ w)/mean(w),
+    /// h^F = m^b/χ^b − h^G = U·(w ⊙ (τ^F − D) ⊙ Uᵀh^G).
+    ///
+    /// The right-hand forms are the same numbers without the cancellation of the left ones, which loses
+    /// every digit once τ^G ≫ D (a bin far from b at a large σ_t) and can make τ^F ≤ 0, so NaN.
+    fn extrinsic(&self, h: Tensor<2>, tau: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         match self {
             Self::Eigen { vectors, precision } => {
                 let w = (precision.clone() + tau).recip();
-                let coefficients = h.matmul(vectors.clone()) * w.clone();
-                let mean = coefficients.matmul(vectors.clone().transpose());
-                (mean, w.mean_dim(1))
+                let tau_f = (w.clone() * precision.clone()).mean_dim(1) / w.clone().mean_dim(1);
+                let weights = w * (tau_f.clone() - precision.clone());
+                let h_f = (h.matmul(vectors.clone()) * weights).matmul(vectors.clone().transpose());
+                (h_f, tau_f)
             }
-            Self::Scaled { precision } => {
-                let w = (tau + *precision).recip();
-                (h * w.clone(), w)
-            }
+            Self::Scaled { precision } => (h.zeros_like(), tau.ones_like() * *precision),
         }
     }
 
@@ -137,13 +142,10 @@ fn truncated_moments(
     lower: Tensor<2>,
     upper: Tensor<2>,
 ) -> (Tensor<2>, Tensor<2>) {
-    let a = (lower - mean.clone()) / std.clone();
-    let b = (upper - mean.clone()) / std.clone();
-    let ratios = bin_ratios(a, b, true);
-    let first = ratios.first;
-    let second = ratios.second.unwrap_or_else(|| first.zeros_like());
-    let variance = (second - first.clone().powi_scalar(2) + 1.0) * std.clone().powi_scalar(2);
-    (mean + first * std, variance)
+    let ratios = standardized_bin_ratios(lower, upper, mean.clone(), std.clone(), true);
+    let factor = ratios.variance.unwrap_or_else(|| ratios.first.zeros_like());
+    let variance = factor * std.clone().powi_scalar(2);
+    (mean + ratios.first * std, variance)
 }
 
 impl EpScore {
@@ -172,12 +174,8 @@ impl EpScore {
             // 2. Extrinsic message to the Gaussian factor.
             let h_g = m_a / chi_a.clone() - h_f.clone();
             let tau_g = (chi_a.recip() - tau_f.clone()).clamp_min(1e-6);
-            // 3. Gaussian factor.
-            let (m_b, chi_b) = factor.posterior(h_g.clone(), tau_g.clone());
-            let chi_b = chi_b.clamp_min(MIN_VARIANCE);
-            // 4. Back to the quantizer factor, damped after the first iteration.
-            let mut h_new = m_b / chi_b.clone() - h_g;
-            let mut tau_new = chi_b.recip() - tau_g;
+            // 3. Gaussian factor, and its message back to the quantizer factor.
+            let (mut h_new, mut tau_new) = factor.extrinsic(h_g, tau_g);
             if iteration > 0 {
                 h_new = h_new * (1.0 - cfg.damping) + h_f.clone() * cfg.damping;
                 tau_new = tau_new * (1.0 - cfg.damping) + tau_f.clone() * cfg.damping;

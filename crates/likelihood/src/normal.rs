@@ -98,26 +98,68 @@ fn one_minus_exp_neg<const D: usize>(delta: Tensor<D>) -> Tensor<D> {
 ///   first = √(2/π)(1 − r)/(erfcx(a') − r·erfcx(b')), second = √(2/π)(a − b·r)/(erfcx(a') − r·erfcx(b')).
 /// - b ≤ 0 (lower tail): the mirror image, first(a, b) = −first(−b, −a), second(a, b) = second(−b, −a).
 /// - a < 0 < b: Φ(b) − Φ(a) = ½(erf(b') + erf(−a')), a sum of two positive terms.
+///
+/// A bin so narrow that the density is flat across it, (b − a)·max(|a|, |b|, 1) < 1e-3, takes the uniform
+/// limit: first = (a + b)/2, second = first² + (b − a)²/12 − 1. Far in a tail the exact forms divide two
+/// vanishing differences (0/0 once a and b round to the same float); the limit is accurate to that 1e-3.
 pub struct BinRatios<const D: usize> {
     /// (φ(a) − φ(b))/(Φ(b) − Φ(a)).
     pub first: Tensor<D>,
     /// (a·φ(a) − b·φ(b))/(Φ(b) − Φ(a)), when requested.
     pub second: Option<Tensor<D>>,
+    /// The truncated normal's variance 1 + second − first², in [0, 1], with `second`. Beyond 10 standard
+    /// deviations in a tail that difference cancels (at 30 it is 5 % off in f32), so there the density across
+    /// the bin is taken as an exponential of rate √(t² + 6) (t the nearer edge): exact in the one-sided
+    /// limit 1/(t² + 6) and the uniform limit w²/12.
+    pub variance: Option<Tensor<D>>,
 }
 
-/// See [`BinRatios`].
+/// (b − a)·max(|a|, |b|, 1) below which a bin counts as narrow (see [`BinRatios`]).
+const NARROW_BIN: f32 = 1e-3;
+
+/// Standard deviations into a tail beyond which the variance takes its asymptote (see [`BinRatios`]).
+const FAR_TAIL: f32 = 10.0;
+
+/// See [`BinRatios`]. The bin's width is taken as `b − a`; where a and b come from a bin [l, u) seen from a
+/// distant centre, [`standardized_bin_ratios`] keeps the width that rounding a and b would lose.
 pub fn bin_ratios<const D: usize>(a: Tensor<D>, b: Tensor<D>, with_second: bool) -> BinRatios<D> {
+    let width = (b.clone() - a.clone()).clamp_min(0.0);
+    ratios(a, b, width, with_second)
+}
+
+/// [`BinRatios`] of the bin [lower, upper) for N(centre, std²): a = (lower − centre)/std,
+/// b = (upper − centre)/std, with the width (upper − lower)/std computed directly. Far from the centre, a
+/// and b are large and round apart by whole ulps (at 10⁶, 1/16) while the width can be far smaller.
+pub fn standardized_bin_ratios<const D: usize>(
+    lower: Tensor<D>,
+    upper: Tensor<D>,
+    centre: Tensor<D>,
+    std: Tensor<D>,
+    with_second: bool,
+) -> BinRatios<D> {
+    let width = ((upper.clone() - lower.clone()) / std.clone()).clamp_min(0.0);
+    let a = (lower - centre.clone()) / std.clone();
+    let b = (upper - centre) / std;
+    ratios(a, b, width, with_second)
+}
+
+fn ratios<const D: usize>(
+    a: Tensor<D>,
+    b: Tensor<D>,
+    width: Tensor<D>,
+    with_second: bool,
+) -> BinRatios<D> {
     let lower_tail = b.clone().lower_equal_elem(0.0);
     let straddles = a
         .clone()
         .lower_elem(0.0)
         .bool_and(b.clone().greater_elem(0.0));
 
-    // Tail regime, mirrored so that 0 ≤ ta ≤ tb.
+    // Tail regime, mirrored so that 0 ≤ ta ≤ tb = ta + width; δ = (tb² − ta²)/2 from the width.
     let ta = a.clone().mask_where(lower_tail.clone(), b.clone().neg());
-    let tb = b.clone().mask_where(lower_tail.clone(), a.clone().neg());
+    let tb = ta.clone() + width.clone();
     let (ta_s, tb_s) = (ta.clone() * FRAC_1_SQRT_2, tb.clone() * FRAC_1_SQRT_2);
-    let delta = ((tb_s.clone() - ta_s.clone()) * (tb_s.clone() + ta_s.clone())).clamp_min(0.0);
+    let delta = (width.clone() * (ta.clone() + width.clone() * 0.5)).clamp_min(0.0);
     let r = delta.clone().neg().exp();
     let denominator = erfcx(ta_s) - r.clone() * erfcx(tb_s);
     let tail_first = one_minus_exp_neg(delta) / denominator.clone() * SQRT_2_OVER_PI;
@@ -129,10 +171,48 @@ pub fn bin_ratios<const D: usize>(a: Tensor<D>, b: Tensor<D>, with_second: bool)
     let mid_first = (pa.clone() - pb.clone()) / mass.clone();
     let first = tail_first.mask_where(straddles.clone(), mid_first);
 
+    // Uniform limit of a narrow bin.
+    let reach = a.clone().abs().max_pair(b.clone().abs()).clamp_min(1.0);
+    let narrow = (width.clone() * reach).lower_elem(NARROW_BIN);
+    let centre = a.clone() + width.clone() * 0.5;
+    let first = first.mask_where(narrow.clone(), centre.clone());
+
     let second = with_second.then(|| {
-        let tail_second = (ta - tb * r) / denominator * SQRT_2_OVER_PI;
+        let tail_second = (ta.clone() - tb * r) / denominator * SQRT_2_OVER_PI;
         let mid_second = (a * pa - b * pb) / mass;
-        tail_second.mask_where(straddles, mid_second)
+        let uniform = centre.powi_scalar(2) + width.clone().powi_scalar(2) / 12.0 - 1.0;
+        tail_second
+            .mask_where(straddles.clone(), mid_second)
+            .mask_where(narrow.clone(), uniform)
     });
-    BinRatios { first, second }
+    let variance = second.as_ref().map(|second| {
+        let exact = (second.clone() - first.clone().powi_scalar(2) + 1.0).clamp(0.0, 1.0);
+        let uniform = width.clone().powi_scalar(2) / 12.0;
+        // Far tail: the density across the bin is an exponential of rate λ = √(t² + 6) truncated to
+        // [0, w): variance (1 − (λw)²/(4·sinh²(λw/2)))/λ², w²/12·(1 − (λw)²/60) for small λw.
+        let rate_sq = ta.clone().powi_scalar(2) + 6.0;
+        let x = rate_sq.clone().sqrt() * width.clone();
+        // Beyond λw = 40 the second term is below 1e-14/λ² (and w may be a 1e30 stand-in for ∞).
+        let bounded = x.clone().clamp_max(40.0);
+        let half = bounded.clone() * 0.5;
+        let sinh2 = (half.clone().exp() - half.neg().exp()).powi_scalar(2);
+        // (e^{x/2} − e^{−x/2})² = 4·sinh²(x/2), so the variance is (1 − x²/sinh2)/λ².
+        let exponential = (bounded.powi_scalar(2) / sinh2).neg().add_scalar(1.0) / rate_sq;
+        let small = uniform.clone() * (x.clone().powi_scalar(2) / -60.0 + 1.0);
+        let truncated_exponential = exponential
+            .mask_where(x.lower_elem(0.1), small)
+            .clamp_min(0.0);
+        let far = ta
+            .greater_elem(FAR_TAIL)
+            .bool_and(straddles.bool_not())
+            .bool_and(narrow.clone().bool_not());
+        exact
+            .mask_where(far, truncated_exponential)
+            .mask_where(narrow, uniform.clamp_max(1.0))
+    });
+    BinRatios {
+        first,
+        second,
+        variance,
+    }
 }

@@ -9,7 +9,7 @@ use burn::prelude::*;
 use qcs_sensing::Operator;
 
 use crate::error::Result;
-use crate::normal::{bin_ratios, cdf, pdf};
+use crate::normal::{cdf, pdf, standardized_bin_ratios};
 use crate::observation::{Observation, ObservationKind};
 use crate::{flatten_checked, LikelihoodScore, MIN_VARIANCE};
 
@@ -46,9 +46,7 @@ pub fn quantized_gradient(
     upper: Tensor<2>,
     std: Tensor<2>,
 ) -> Tensor<2> {
-    let a = (lower - z.clone()) / std.clone();
-    let b = (upper - z) / std.clone();
-    bin_ratios(a, b, false).first / std
+    standardized_bin_ratios(lower, upper, z, std.clone(), false).first / std
 }
 
 /// The reference code's clamped form of [`quantized_gradient`].

@@ -6,34 +6,8 @@ use qcs_likelihood::{Observation, ObservationKind};
 use qcs_sensing::operator::DenseOperator;
 use qcs_sensing::{Family, ImageShape, OperatorSpec};
 
-#[allow(deprecated)]
-pub fn cpu_devices() -> Vec<(&'static str, Device)> {
-    vec![("flex", Device::flex()), ("ndarray", Device::ndarray())]
-}
-
-pub fn host<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data()
-        .try_to_vec_as::<f32>()
-        .unwrap()
-        .into_iter()
-        .map(f64::from)
-        .collect()
-}
-
-pub fn tensor2(values: &[f64], shape: [usize; 2], device: &Device) -> Tensor<2> {
-    let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
-    Tensor::from_data(TensorData::new(v, shape), device)
-}
-
-pub fn rel_l2(ours: &[f64], reference: &[f64]) -> f64 {
-    let diff: f64 = ours
-        .iter()
-        .zip(reference)
-        .map(|(a, b)| (a - b).powi(2))
-        .sum();
-    let norm: f64 = reference.iter().map(|b| b * b).sum();
-    (diff / norm).sqrt()
-}
+#[allow(unused_imports)] // each test binary uses a subset
+pub use qcs_testkit::{devices, host, rel_l2, tensor2};
 
 pub fn spec(family: Family, m: usize, image: [usize; 3], seed: u64) -> OperatorSpec {
     OperatorSpec {
@@ -45,27 +19,7 @@ pub fn spec(family: Family, m: usize, image: [usize; 3], seed: u64) -> OperatorS
 }
 
 pub fn fixture(name: &str) -> (Vec<f64>, Vec<usize>) {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/likelihood_f64.safetensors"
-    );
-    let bytes = std::fs::read(path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let view = st.tensor(name).unwrap();
-    let values = match view.dtype() {
-        safetensors::Dtype::F64 => view
-            .data()
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-            .collect(),
-        safetensors::Dtype::F32 => view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap())))
-            .collect(),
-        other => panic!("unexpected dtype {other:?}"),
-    };
-    (values, view.shape().to_vec())
+    qcs_testkit::fixture_tensor("likelihood_f64.safetensors", name)
 }
 
 /// The fixture's operator A (60×784) on `device`.

@@ -12,7 +12,7 @@ use qcs_sensing::{build_operator, simulate, Family, QuantizerSpec, StepRule};
 #[test]
 fn ep_equals_qcs_sgm_on_row_orthogonal_operators() {
     let (sigma_t, noise_std) = (0.2f32, 0.05f32);
-    for (name, device) in cpu_devices() {
+    for (name, device) in devices() {
         // Structured (A·Aᵀ = c·I, element-wise EP) and dense with κ = 1 (eigen-basis EP).
         for family in [
             Family::Dct,

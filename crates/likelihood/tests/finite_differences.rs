@@ -125,7 +125,7 @@ fn x_tensor(p: &Problem, device: &Device) -> Tensor<4> {
 #[test]
 fn qcs_sgm_scores_match_finite_differences() {
     let (sigma_t, noise_std) = (0.5f32, 0.1f32);
-    for (name, device) in cpu_devices() {
+    for (name, device) in devices() {
         for bits in [None, Some(1), Some(2), Some(3)] {
             for seed in 0..3 {
                 let (op, p) = problem(bits, Family::Gaussian, seed, &device);
@@ -157,7 +157,7 @@ fn qcs_sgm_scores_match_finite_differences() {
 #[test]
 fn ep_scores_match_finite_differences_under_their_cavity() {
     let (sigma_t, noise_std) = (0.5f32, 0.1f32);
-    for (name, device) in cpu_devices() {
+    for (name, device) in devices() {
         for bits in [Some(1), Some(3)] {
             for family in [Family::Gaussian, Family::IllConditioned { kappa: 1000.0 }] {
                 let (op, p) = problem(bits, family, 4, &device);
@@ -187,7 +187,7 @@ fn ep_scores_match_finite_differences_under_their_cavity() {
 fn ep_with_linear_measurements_is_the_exact_gaussian_likelihood() {
     // log p(y | x_t) = −½ (y − A·x)ᵀ (σ_t² A·Aᵀ + σ² I)⁻¹ (y − A·x): its gradient is Aᵀ·C⁻¹·(y − A·x).
     let (sigma_t, noise_std) = (0.5f32, 0.1f32);
-    let device = Device::flex();
+    let device = qcs_testkit::device();
     let (op, p) = problem(None, Family::Gaussian, 9, &device);
     let obs = observation(&p, None, noise_std, &device);
     let ours = host(

@@ -11,7 +11,7 @@ const NOISE_STD: f32 = 0.05; // noise_var = 0.0025
 
 #[test]
 fn qcs_sgm_scores_match_the_reference() {
-    for (name, device) in cpu_devices() {
+    for (name, device) in devices() {
         let op = fixture_operator(&device);
         let x_t = fixture_x_t(&device);
         let (y1, shape) = fixture("y_1bit");
@@ -55,7 +55,7 @@ fn qcs_sgm_scores_match_the_reference() {
 
 #[test]
 fn ep_scores_match_the_reference() {
-    for (name, device) in cpu_devices() {
+    for (name, device) in devices() {
         let op = fixture_operator(&device);
         let x_t = fixture_x_t(&device);
         let (y1, shape) = fixture("y_1bit");

@@ -24,7 +24,7 @@ fn row(values: &[f64], device: &Device) -> Tensor<2> {
 
 #[test]
 fn erfcx_is_accurate_over_the_real_line() {
-    for (name, device) in cpu_devices() {
+    for (name, device) in devices() {
         let xs: Vec<f64> = (0..=4000)
             .map(|i| -9.0 + i as f64 * 0.0125)
             .chain((1..=200).map(|i| 41.0 * 1.05f64.powi(i)))
@@ -44,7 +44,7 @@ fn erfcx_is_accurate_over_the_real_line() {
 
 #[test]
 fn erf_is_accurate_in_relative_terms_near_zero() {
-    let device = Device::flex();
+    let device = qcs_testkit::device();
     let xs: Vec<f64> = (-600..=600)
         .map(|i| f64::from(i) * 0.005)
         .chain([1e-6, -3e-5, 1e-3])
@@ -69,7 +69,7 @@ fn exact_gradient(z: f64, lower: f64, upper: f64) -> f64 {
 #[test]
 fn scores_stay_finite_signed_and_exact_in_both_tails() {
     let zs: Vec<f64> = (-80..=80).map(|i| f64::from(i) * 0.5).collect(); // |w| up to 40
-    for (name, device) in cpu_devices() {
+    for (name, device) in devices() {
         let bins = [
             (0.0, f64::INFINITY),
             (f64::NEG_INFINITY, 0.0),
@@ -130,7 +130,7 @@ fn scores_stay_finite_signed_and_exact_in_both_tails() {
 #[test]
 fn scale_of_the_pseudo_likelihood_is_respected() {
     // With s = 10, a point 400 units above the bin (w = 40) still gets −(z − u)/s² ≈ −4.
-    let device = Device::flex();
+    let device = qcs_testkit::device();
     let g = host(quantized_gradient(
         row(&[401.0], &device),
         row(&[0.0], &device),
@@ -138,4 +138,72 @@ fn scale_of_the_pseudo_likelihood_is_respected() {
         row(&[10.0], &device),
     ));
     assert!(((g[0] + 4.0) / 4.0).abs() < 2.0 / 1600.0, "{}", g[0]);
+}
+
+/// (first, variance) of N(0, 1) truncated to [a, a + w), a ≥ 0, in f64 by quadrature on a fine grid.
+fn truncated_f64(a: f64, w: f64) -> (f64, f64) {
+    let n = 200_000;
+    let (mut z, mut m1, mut m2) = (0.0, 0.0, 0.0);
+    for i in 0..n {
+        let t = a + w * (i as f64 + 0.5) / n as f64;
+        let d = (-0.5 * (t * t - a * a)).exp(); // scaled by exp(a²/2): only ratios matter
+        z += d;
+        m1 += d * t;
+        m2 += d * t * t;
+    }
+    let mean = m1 / z;
+    (mean, m2 / z - mean * mean)
+}
+
+#[test]
+fn bins_narrower_than_their_distance_allows_stay_finite_and_accurate() {
+    use qcs_likelihood::normal::{bin_ratios, standardized_bin_ratios};
+    for (name, device) in devices() {
+        // A 3-bit bin [2.23, 3.34) seen from N(−5.9e7, 63.4²): a ≈ 930 500 standard deviations away, where
+        // a and b round to neighbouring floats (1/16 apart) while the bin is 0.0175 wide.
+        let r = standardized_bin_ratios(
+            row(&[2.225_275_8], &device),
+            row(&[3.337_913_5], &device),
+            row(&[-59_011_476.0], &device),
+            row(&[63.419_117], &device),
+            true,
+        );
+        let first = host(r.first)[0];
+        let variance = host(r.variance.unwrap())[0];
+        let a = (2.225_275_8 + 59_011_476.0) / 63.419_117;
+        assert!(
+            first.is_finite() && (first - a).abs() < 0.2,
+            "{name}: first {first}, a {a}"
+        );
+        assert!(
+            (0.0..1e-9).contains(&variance),
+            "{name}: variance {variance}"
+        );
+
+        // A zero-width bin: the point itself, no spread.
+        let r = bin_ratios(row(&[2.5, -7.0], &device), row(&[2.5, -7.0], &device), true);
+        assert_eq!(host(r.first), [2.5, -7.0], "{name}");
+        assert_eq!(host(r.variance.unwrap()), [0.0, 0.0], "{name}");
+
+        // Narrow and far-tail bins against quadrature.
+        for (a, w) in [
+            (1.0, 5e-4),
+            (150.0, 1e-6),
+            (150.0, 0.5),
+            (3.0, 0.1),
+            (30.0, 2.0),
+        ] {
+            let r = bin_ratios(row(&[a], &device), row(&[a + w], &device), true);
+            let (mean, var) = truncated_f64(a, w);
+            let (first, variance) = (host(r.first)[0], host(r.variance.unwrap())[0]);
+            assert!(
+                (first - mean).abs() < 1e-4 * mean.abs().max(1.0),
+                "{name}: [{a}, {a}+{w}): first {first}, exact {mean}"
+            );
+            assert!(
+                (variance - var).abs() < 0.05 * var + 1e-9,
+                "{name}: [{a}, {a}+{w}): variance {variance}, exact {var}"
+            );
+        }
+    }
 }

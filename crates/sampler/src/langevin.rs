@@ -191,7 +191,10 @@ mod tests {
 
     fn tensor(values: Vec<f32>) -> Tensor<4> {
         let n = values.len();
-        Tensor::from_data(TensorData::new(values, [n, 1, 1, 1]), &Device::flex())
+        Tensor::from_data(
+            TensorData::new(values, [n, 1, 1, 1]),
+            &qcs_testkit::device(),
+        )
     }
 
     #[test]

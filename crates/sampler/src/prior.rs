@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn gaussian_score_is_minus_deviation_over_smoothed_variance() {
-        let device = Device::flex();
+        let device = qcs_testkit::device();
         let prior = GaussianPrior::new(
             vec![0.5, 0.25],
             vec![0.04, 0.01],
@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn network_prior_evaluates_every_image_at_the_requested_level() {
-        let device = Device::flex();
+        let device = qcs_testkit::device();
         device.seed(3);
         let config = NcsnV2Config::new()
             .with_ngf(2)

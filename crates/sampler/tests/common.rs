@@ -7,27 +7,8 @@ use qcs_sampler::Posterior;
 use qcs_sensing::operator::DenseOperator;
 use qcs_sensing::{Family, ImageShape, OperatorSpec};
 
-/// The CPU backends every test runs on.
-#[allow(deprecated)]
-pub fn cpu_devices() -> Vec<(&'static str, Device)> {
-    vec![("flex", Device::flex()), ("ndarray", Device::ndarray())]
-}
-
-/// A tensor's values on the host, as f64.
-pub fn host<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data()
-        .try_to_vec_as::<f32>()
-        .unwrap()
-        .into_iter()
-        .map(f64::from)
-        .collect()
-}
-
-/// A [rows, cols] device tensor from f64 values (rounded to f32).
-pub fn tensor2(values: &[f64], shape: [usize; 2], device: &Device) -> Tensor<2> {
-    let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
-    Tensor::from_data(TensorData::new(v, shape), device)
-}
+#[allow(unused_imports)] // each test binary uses a subset
+pub use qcs_testkit::{devices, host, tensor2};
 
 /// A dense operator holding exactly `a` (row-major M×N, rounded to f32) for images of `shape`.
 pub fn operator(a: &[f64], m: usize, shape: [usize; 3], device: &Device) -> DenseOperator {

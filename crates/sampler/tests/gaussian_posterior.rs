@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::{agreement, cpu_devices, invert, linear_observation, operator, tolerances};
+use common::{agreement, devices, invert, linear_observation, operator, tolerances};
 use qcs_likelihood::QcsSgmScore;
 use qcs_sampler::{sample_posterior, GaussianPrior, LangevinConfig, NoiseSchedule};
 use qcs_sensing::ImageShape;
@@ -93,7 +93,7 @@ fn linear_gaussian_posterior_mean_and_spread_match_closed_form() {
     let shape = ImageShape::new(1, 4, 4).unwrap();
     let schedule = NoiseSchedule::new(1.0, 0.005, 20).unwrap();
     let (mean_tol, std_tol) = tolerances(CHAINS, 0.05);
-    for (name, device) in cpu_devices() {
+    for (name, device) in devices() {
         let to_f32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
         let prior = GaussianPrior::new(
             to_f32(&p.mu),
@@ -135,7 +135,7 @@ fn unconditional_sampling_recovers_the_smoothed_gaussian_prior() {
     let schedule = NoiseSchedule::new(1.0, 0.005, 20).unwrap();
     let sd: Vec<f64> = p.v.iter().map(|v| (v + 0.005f64.powi(2)).sqrt()).collect();
     let (mean_tol, std_tol) = tolerances(CHAINS, 0.05);
-    for (name, device) in cpu_devices() {
+    for (name, device) in devices() {
         let to_f32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
         let prior = GaussianPrior::new(
             to_f32(&p.mu),

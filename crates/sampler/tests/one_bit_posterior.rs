@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::{agreement, cpu_devices, one_bit_observation, operator, tolerances};
+use common::{agreement, devices, one_bit_observation, operator, tolerances};
 use qcs_likelihood::QcsSgmScore;
 use qcs_sampler::{sample_posterior, GaussianPrior, LangevinConfig, NoiseSchedule};
 use qcs_sensing::ImageShape;
@@ -86,7 +86,7 @@ fn one_bit_posterior_mean_and_spread_match_quadrature() {
         ..LangevinConfig::default()
     };
     let (mean_tol, std_tol) = tolerances(CHAINS, 0.05);
-    for (name, device) in cpu_devices() {
+    for (name, device) in devices() {
         let prior = GaussianPrior::new(
             MU.iter().map(|&v| v as f32).collect(),
             VAR.iter().map(|&v| v as f32).collect(),

@@ -4,7 +4,7 @@
 mod common;
 
 use burn::prelude::*;
-use common::{cpu_devices, host, linear_observation, operator};
+use common::{devices, host, linear_observation, operator};
 use qcs_likelihood::{Observation, QcsSgmScore};
 use qcs_sampler::{
     sample_posterior, GaussianPrior, LangevinConfig, LevelSubset, LikelihoodWeight, NoiseSchedule,
@@ -68,7 +68,7 @@ fn bits(t: Tensor<5>) -> Vec<u32> {
 
 #[test]
 fn same_seed_gives_bit_identical_samples_on_each_backend() {
-    for (name, device) in cpu_devices() {
+    for (name, device) in devices() {
         let first = bits(run(&device, &config(7)).0.samples);
         let second = bits(run(&device, &config(7)).0.samples);
         let other = bits(run(&device, &config(8)).0.samples);
@@ -80,7 +80,7 @@ fn same_seed_gives_bit_identical_samples_on_each_backend() {
 
 #[test]
 fn nfe_is_visited_levels_times_steps_and_progress_reports_every_step() {
-    for (name, device) in cpu_devices() {
+    for (name, device) in devices() {
         let (posterior, reports) = run(&device, &config(1));
         assert_eq!(posterior.nfe, 7 * 3, "{name}");
         assert_eq!(reports.len(), 21, "{name}");
@@ -106,7 +106,7 @@ fn nfe_is_visited_levels_times_steps_and_progress_reports_every_step() {
 
 #[test]
 fn outputs_are_clamped_and_one_chain_has_no_spread() {
-    for (name, device) in cpu_devices() {
+    for (name, device) in devices() {
         let single = LangevinConfig {
             chains: 1,
             ..config(2)
@@ -122,7 +122,7 @@ fn outputs_are_clamped_and_one_chain_has_no_spread() {
 
 #[test]
 fn mismatched_measurements_and_shapes_are_rejected() {
-    let device = &cpu_devices()[0].1;
+    let device = &devices()[0].1;
     let (a, y) = measurements(device);
     let score = QcsSgmScore::default();
     let prior = prior(device);

@@ -3,7 +3,8 @@
 //! [`NcsnV2`] is the RefineNet of Song & Ermon (2020), "Improved Techniques for Training
 //! Score-Based Generative Models", built from burn modules whose parameter paths match the
 //! reference PyTorch state dict, so reference checkpoints load through [`load_safetensors`] and
-//! qcs checkpoints load back into the reference code.
+//! qcs checkpoints load back into the reference code. Images smaller than 256×256 get the
+//! reference's `NCSNv2` topology, larger ones its `NCSNv2Deepest` ([`Architecture`]).
 //!
 //! Every parameter path of [`NcsnV2`] is its reference name, with two exceptions that cannot be
 //! Rust field paths, translated when SafeTensors files are read and written: the residual units
@@ -28,9 +29,10 @@
 pub mod blocks;
 mod error;
 mod ncsnv2;
+mod permissions;
 pub mod train;
 mod weights;
 
 pub use error::ScoreNetError;
-pub use ncsnv2::{NcsnV2, NcsnV2Config};
+pub use ncsnv2::{Architecture, NcsnV2, NcsnV2Config};
 pub use weights::{load_burnpack, load_safetensors, save_burnpack, save_safetensors, Precision};

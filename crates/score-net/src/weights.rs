@@ -17,6 +17,7 @@ use burn::tensor::{DType, Device};
 
 use crate::error::ScoreNetError;
 use crate::ncsnv2::{NcsnV2, NcsnV2Config};
+use crate::permissions::make_readable;
 
 /// Most residual units in an RCU chain of NCSNv2 (the output chain of the last refine block).
 const MAX_RCU_UNITS: usize = 3;
@@ -60,14 +61,17 @@ pub fn load_safetensors(
 }
 
 /// Writes the network's parameters, `sigmas` included, as f32 SafeTensors with the reference
-/// state-dict names. An existing file is replaced.
+/// state-dict names, in a file with permissions 0644. An existing file is replaced.
 pub fn save_safetensors(model: &NcsnV2, path: impl AsRef<Path>) -> Result<(), ScoreNetError> {
     let path = path.as_ref();
     let mut store = SafetensorsStore::from_file(path)
         .remap(to_reference())
         .skip_enum_variants(true)
         .overwrite(true);
-    model.save_into(&mut store).map_err(|e| unwritable(path, e))
+    model
+        .save_into(&mut store)
+        .map_err(|e| unwritable(path, e))?;
+    make_readable(path)
 }
 
 /// Builds the network described by `config` on `device` and fills it from a burnpack file
@@ -87,8 +91,8 @@ pub fn load_burnpack(
     load(config, device, path, store)
 }
 
-/// Writes the network's parameters as burnpack with the reference names, in `precision`.
-/// An existing file is replaced.
+/// Writes the network's parameters as burnpack with the reference names, in `precision`, in a
+/// file with permissions 0644. An existing file is replaced.
 pub fn save_burnpack(
     model: &NcsnV2,
     path: impl AsRef<Path>,
@@ -100,7 +104,10 @@ pub fn save_burnpack(
         .remap(to_reference())
         .with_to_adapter(FloatCastAdapter::to(precision.dtype()))
         .overwrite(true);
-    model.save_into(&mut store).map_err(|e| unwritable(path, e))
+    model
+        .save_into(&mut store)
+        .map_err(|e| unwritable(path, e))?;
+    make_readable(path)
 }
 
 /// Initializes the network and applies `store` to it, turning every problem into a typed error.

@@ -64,26 +64,21 @@ fn cifar() -> NcsnV2Config {
     mnist().with_channels(3).with_image_size(32)
 }
 
+/// On every test backend (`QCS_TEST_BACKENDS`: flex and ndarray by default, wgpu in the GPU pass).
 #[test]
-fn mnist_28x28x1_matches_the_reference_on_flex() {
-    assert!(parity("ncsnv2_mnist_ngf8", mnist(), &Device::flex()) < TOLERANCE);
+fn mnist_28x28x1_matches_the_reference() {
+    for (name, device) in qcs_testkit::devices() {
+        let error = parity("ncsnv2_mnist_ngf8", mnist(), &device);
+        assert!(error < TOLERANCE, "{name}: relative L2 error {error:.3e}");
+    }
 }
 
 #[test]
-fn cifar_32x32x3_matches_the_reference_on_flex() {
-    assert!(parity("ncsnv2_cifar_ngf8", cifar(), &Device::flex()) < TOLERANCE);
-}
-
-#[test]
-#[allow(deprecated)]
-fn mnist_28x28x1_matches_the_reference_on_ndarray() {
-    assert!(parity("ncsnv2_mnist_ngf8", mnist(), &Device::ndarray()) < TOLERANCE);
-}
-
-#[test]
-#[allow(deprecated)]
-fn cifar_32x32x3_matches_the_reference_on_ndarray() {
-    assert!(parity("ncsnv2_cifar_ngf8", cifar(), &Device::ndarray()) < TOLERANCE);
+fn cifar_32x32x3_matches_the_reference() {
+    for (name, device) in qcs_testkit::devices() {
+        let error = parity("ncsnv2_cifar_ngf8", cifar(), &device);
+        assert!(error < TOLERANCE, "{name}: relative L2 error {error:.3e}");
+    }
 }
 
 /// The 15 MB reference checkpoint is not part of the repository: point

@@ -220,3 +220,48 @@ fn a_truncated_checkpoint_file_is_a_typed_error_naming_it() {
         }
     }
 }
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("listable") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[cfg(unix)]
+#[test]
+fn written_files_are_readable_by_everyone() {
+    use std::os::unix::fs::PermissionsExt;
+    let device = Device::flex();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stop = AtomicBool::new(false);
+    train(
+        &tiny_config(2),
+        &blobs(),
+        dir.path(),
+        &device,
+        |_| {},
+        &stop,
+    )
+    .expect("trained");
+    let files = files_under(dir.path());
+    assert!(files.iter().any(|f| f.ends_with(EMA_WEIGHTS)));
+    assert!(files.iter().any(|f| f.ends_with("ema.bpk")));
+    let private: Vec<String> = files
+        .iter()
+        .map(|file| {
+            let mode = std::fs::metadata(file).expect("stat").permissions().mode() & 0o777;
+            (file, mode)
+        })
+        .filter(|&(_, mode)| mode != 0o644)
+        .map(|(file, mode)| format!("{} {mode:o}", file.display()))
+        .collect();
+    assert!(private.is_empty(), "not 0644: {private:?}");
+}

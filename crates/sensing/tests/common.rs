@@ -6,11 +6,8 @@ use qcs_sensing::{build_operator, Family, ImageShape, Operator, OperatorSpec};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Every CPU backend the library is tested on.
-#[allow(deprecated)]
-pub fn cpu_devices() -> Vec<(&'static str, Device)> {
-    vec![("flex", Device::flex()), ("ndarray", Device::ndarray())]
-}
+#[allow(unused_imports)] // each test binary uses a subset
+pub use qcs_testkit::devices;
 
 pub fn spec(family: Family, m: usize, image: [usize; 3], seed: u64) -> OperatorSpec {
     OperatorSpec {
@@ -76,24 +73,5 @@ pub const ALL_FAMILIES: [Family; 5] = [
     Family::Hadamard,
 ];
 
-/// Reads an f64 (or f32) tensor of a fixture file as f64.
-pub fn fixture_tensor(file: &str, name: &str) -> (Vec<f64>, Vec<usize>) {
-    let path = format!("{}/../../tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
-    let bytes = std::fs::read(&path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let view = st.tensor(name).unwrap();
-    let values = match view.dtype() {
-        safetensors::Dtype::F64 => view
-            .data()
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-            .collect(),
-        safetensors::Dtype::F32 => view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap())))
-            .collect(),
-        other => panic!("unexpected dtype {other:?}"),
-    };
-    (values, view.shape().to_vec())
-}
+#[allow(unused_imports)] // each test binary uses a subset
+pub use qcs_testkit::fixture_tensor;

@@ -6,12 +6,11 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 
-use burn::prelude::*;
 use common::*;
 use qcs_sensing::{file, simulate, Family, MeasurementSet, QuantizerSpec, SensingError, StepRule};
 
 fn sample_set(bits: Option<u32>) -> MeasurementSet {
-    let device = Device::flex();
+    let device = qcs_testkit::device();
     let op = operator(Family::Gaussian, 20, [1, 6, 6], &device);
     let (_, x) = random_matrix(3, 36, 11, &device);
     let q = QuantizerSpec::from_bits(bits, StepRule::FromData).unwrap();
@@ -193,7 +192,7 @@ fn values_outside_their_bins_are_rejected() {
 
 #[test]
 fn simulate_rejects_images_of_the_wrong_size() {
-    let device = Device::flex();
+    let device = qcs_testkit::device();
     let op = operator(Family::Gaussian, 10, [1, 6, 6], &device);
     let (_, x) = random_matrix(2, 35, 1, &device);
     let err = simulate(

@@ -10,7 +10,7 @@ use qcs_sensing::{build_operator, Family, GramSpectrum, Operator, SensingError};
 
 #[test]
 fn adjoint_matches_forward_for_every_family() {
-    for (name, device) in cpu_devices() {
+    for (name, device) in devices() {
         for family in ALL_FAMILIES {
             let op = operator(family, 40, [2, 6, 8], &device);
             let (xv, x) = random_matrix(3, 96, 1, &device);
@@ -38,7 +38,7 @@ fn adjoint_matches_forward_for_every_family() {
 
 #[test]
 fn structured_operators_are_orthonormal_transforms() {
-    for (name, device) in cpu_devices() {
+    for (name, device) in devices() {
         for family in [Family::Dct, Family::Hadamard] {
             // M = N: A is an orthogonal N×N matrix.
             let n = 3 * 5 * 6;
@@ -88,7 +88,7 @@ fn dct_matrix_and_fwht_are_orthonormal() {
             assert!((dot - if i == k { 1.0 } else { 0.0 }).abs() < 1e-6);
         }
     }
-    let device = Device::flex();
+    let device = qcs_testkit::device();
     let eye: Tensor<2> = Tensor::eye(16, &device);
     let h = host(fwht(eye));
     // Sylvester order: H_ij = (−1)^{popcount(i & j)}/4.
@@ -106,7 +106,7 @@ fn dct_matrix_and_fwht_are_orthonormal() {
 
 #[test]
 fn gaussian_rows_have_norm_n_over_m_on_average() {
-    let device = Device::flex();
+    let device = qcs_testkit::device();
     let op = operator(Family::Gaussian, 50, [1, 28, 28], &device);
     let norms = op
         .row_norms_sq()
@@ -120,7 +120,7 @@ fn gaussian_rows_have_norm_n_over_m_on_average() {
 
 #[test]
 fn ill_conditioned_spectrum_has_the_specified_ratio_and_scale() {
-    for (name, device) in cpu_devices() {
+    for (name, device) in devices() {
         let (m, n, kappa) = (30, 80, 1000.0f64);
         let op = operator(Family::IllConditioned { kappa }, m, [1, 8, 10], &device);
         let GramSpectrum::Eigen { vectors, values } = op.gram().unwrap() else {
@@ -160,7 +160,7 @@ fn ill_conditioned_spectrum_has_the_specified_ratio_and_scale() {
 
 #[test]
 fn gram_eigenpairs_of_a_dense_gaussian_reconstruct_a_a_transpose() {
-    let device = Device::flex();
+    let device = qcs_testkit::device();
     let (m, n) = (12, 40);
     let op = operator(Family::Gaussian, m, [1, 5, 8], &device);
     let GramSpectrum::Eigen { vectors, values } = op.gram().unwrap() else {
@@ -183,7 +183,7 @@ fn gram_eigenpairs_of_a_dense_gaussian_reconstruct_a_a_transpose() {
 
 #[test]
 fn correlated_matrix_has_the_specified_row_and_column_correlation() {
-    let device = Device::flex();
+    let device = qcs_testkit::device();
     let (m, n, rho) = (120, 300, 0.6);
     let op = operator(Family::Correlated { rho }, m, [1, 15, 20], &device);
     let a = dense_of(op.as_ref(), &device);
@@ -212,7 +212,7 @@ fn correlated_matrix_has_the_specified_row_and_column_correlation() {
 
 #[test]
 fn the_same_spec_gives_the_same_operator_on_every_backend() {
-    let outputs: Vec<Vec<f32>> = cpu_devices()
+    let outputs: Vec<Vec<f32>> = devices()
         .into_iter()
         .map(|(_, device)| {
             let (_, x) = random_matrix(2, 96, 3, &device);
@@ -232,7 +232,7 @@ fn the_same_spec_gives_the_same_operator_on_every_backend() {
 
 #[test]
 fn impossible_operators_are_rejected_with_a_clear_error() {
-    let device = Device::flex();
+    let device = qcs_testkit::device();
     let bad = [
         (Family::Dct, 100),
         (Family::Hadamard, 100),
@@ -258,7 +258,7 @@ fn impossible_operators_are_rejected_with_a_clear_error() {
 
 #[test]
 fn a_given_matrix_is_used_as_is() {
-    let device = Device::flex();
+    let device = qcs_testkit::device();
     let values: Vec<f32> = (0..6).map(|v| v as f32).collect();
     let op = DenseOperator::from_values(&spec(Family::Gaussian, 2, [1, 1, 3], 0), &values, &device)
         .unwrap();

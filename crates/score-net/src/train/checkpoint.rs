@@ -9,7 +9,8 @@
 //!   the seed (in the config) and the step.
 //!
 //! A checkpoint is written into a `.partial-…` folder and renamed into place when complete; only
-//! then are older checkpoints deleted, so the folder always holds a complete one.
+//! then are older checkpoints deleted, so the folder always holds a complete one. Its files get
+//! permissions 0644.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::config::TrainConfig;
 use crate::error::ScoreNetError;
 use crate::ncsnv2::NcsnV2;
+use crate::permissions::make_readable;
 
 /// Folder of the checkpoints in a run folder.
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
@@ -155,7 +157,8 @@ fn write_files(dir: &Path, config: &TrainConfig, state: &TrainState) -> Result<(
             .clone()
             .into_record()
             .save(&path)
-            .map_err(|e| unwritable(&path, e))
+            .map_err(|e| unwritable(&path, e))?;
+        make_readable(&path)
     };
     save(&state.model, MODEL_FILE)?;
     save(&state.ema, EMA_FILE)?;
@@ -164,6 +167,7 @@ fn write_files(dir: &Path, config: &TrainConfig, state: &TrainState) -> Result<(
         .optimizer
         .save(&optimizer_path)
         .map_err(|e| unwritable(&optimizer_path, e))?;
+    make_readable(&optimizer_path)?;
     write_json(&dir.join(CONFIG_FILE), config)?;
     let step = StepState {
         format: FORMAT,
@@ -231,7 +235,8 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ScoreNetE
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ScoreNetError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| unwritable(path, e))?;
-    std::fs::write(path, text).map_err(|e| unwritable(path, e))
+    std::fs::write(path, text).map_err(|e| unwritable(path, e))?;
+    make_readable(path)
 }
 
 fn corrupt(path: &Path, reason: impl ToString) -> ScoreNetError {

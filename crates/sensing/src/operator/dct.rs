@@ -13,6 +13,7 @@ use super::{
     index_tensor, random_rows, random_signs, row_tensor, scatter_rows, GramSpectrum, Operator,
 };
 use crate::error::Result;
+use crate::shape::ImageShape;
 use crate::spec::OperatorSpec;
 
 /// The subsampled, sign-randomised 2-D DCT operator.
@@ -24,10 +25,8 @@ pub struct DctOperator {
     signs: Tensor<2>,
     /// Kept coefficient indices S, shape [M].
     rows: Tensor<1, Int>,
-    /// Orthonormal DCT-II matrix along H, shape [H, H].
-    dct_h: Tensor<2>,
-    /// Orthonormal DCT-II matrix along W, shape [W, W].
-    dct_w: Tensor<2>,
+    /// The per-channel 2-D DCT-II.
+    transform: Dct2d,
     /// √(N/M).
     scale: f32,
     gram: GramSpectrum,
@@ -50,42 +49,46 @@ pub fn dct_matrix(n: usize) -> Vec<f32> {
     c
 }
 
-impl DctOperator {
-    /// Draws the signs and the kept coefficients from the spec's seed and uploads them to `device`.
-    pub fn new(spec: &OperatorSpec, device: &Device) -> Self {
-        let (m, n) = (spec.measurements, spec.n());
-        let (h, w) = (spec.image.height, spec.image.width);
-        let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
-        let signs = random_signs(&mut rng, n);
-        let rows = random_rows(&mut rng, n, m);
-        let ratio = n as f32 / m as f32;
+/// The orthonormal 2-D DCT-II of every channel plane of flattened (C, H, W) images, applied separably as two
+/// small dense products: Y = C_H·X·C_Wᵀ per plane (forward), X = C_Hᵀ·Y·C_W (inverse, the transpose).
+#[derive(Debug, Clone)]
+pub struct Dct2d {
+    image: ImageShape,
+    /// Orthonormal DCT-II matrix along H, shape [H, H].
+    dct_h: Tensor<2>,
+    /// Orthonormal DCT-II matrix along W, shape [W, W].
+    dct_w: Tensor<2>,
+}
+
+impl Dct2d {
+    /// The transform for images of `image` shape, its matrices on `device`.
+    pub fn new(image: ImageShape, device: &Device) -> Self {
+        let (h, w) = (image.height, image.width);
         Self {
-            spec: *spec,
-            device: device.clone(),
-            signs: row_tensor(signs, device),
-            rows: index_tensor(&rows, device),
+            image,
             dct_h: Tensor::from_data(TensorData::new(dct_matrix(h), [h, h]), device),
             dct_w: Tensor::from_data(TensorData::new(dct_matrix(w), [w, w]), device),
-            scale: ratio.sqrt(),
-            gram: GramSpectrum::Scaled {
-                value: ratio,
-                size: m,
-            },
         }
     }
 
-    /// Y = C_H·X·C_Wᵀ for every plane of x ([B, N] → [B, N]); with `inverse`, X = C_Hᵀ·Y·C_W.
-    fn dct2(&self, x: Tensor<2>, inverse: bool) -> Tensor<2> {
+    /// Y = C_H·X·C_Wᵀ for every plane: [B, N] → [B, N].
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.apply(
+            x,
+            self.dct_h.clone().transpose(),
+            self.dct_w.clone().transpose(),
+        )
+    }
+
+    /// X = C_Hᵀ·Y·C_W for every plane, the inverse (and adjoint) of [`Dct2d::forward`]: [B, N] → [B, N].
+    pub fn inverse(&self, y: Tensor<2>) -> Tensor<2> {
+        self.apply(y, self.dct_h.clone(), self.dct_w.clone())
+    }
+
+    /// Right-multiplies the rows of every plane by `mw` and its columns by `mh`.
+    fn apply(&self, x: Tensor<2>, mh: Tensor<2>, mw: Tensor<2>) -> Tensor<2> {
         let [b, n] = x.dims();
-        let [c, h, w] = self.spec.image.dims();
-        let (mh, mw) = if inverse {
-            (self.dct_h.clone(), self.dct_w.clone())
-        } else {
-            (
-                self.dct_h.clone().transpose(),
-                self.dct_w.clone().transpose(),
-            )
-        };
+        let [c, h, w] = self.image.dims();
         let along_w = x.reshape([b * c * h, w]).matmul(mw);
         let columns = along_w
             .reshape([b * c, h, w])
@@ -99,6 +102,29 @@ impl DctOperator {
     }
 }
 
+impl DctOperator {
+    /// Draws the signs and the kept coefficients from the spec's seed and uploads them to `device`.
+    pub fn new(spec: &OperatorSpec, device: &Device) -> Self {
+        let (m, n) = (spec.measurements, spec.n());
+        let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+        let signs = random_signs(&mut rng, n);
+        let rows = random_rows(&mut rng, n, m);
+        let ratio = n as f32 / m as f32;
+        Self {
+            spec: *spec,
+            device: device.clone(),
+            signs: row_tensor(signs, device),
+            rows: index_tensor(&rows, device),
+            transform: Dct2d::new(spec.image, device),
+            scale: ratio.sqrt(),
+            gram: GramSpectrum::Scaled {
+                value: ratio,
+                size: m,
+            },
+        }
+    }
+}
+
 impl Operator for DctOperator {
     fn spec(&self) -> &OperatorSpec {
         &self.spec
@@ -109,13 +135,13 @@ impl Operator for DctOperator {
     }
 
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let coefficients = self.dct2(x * self.signs.clone(), false);
+        let coefficients = self.transform.forward(x * self.signs.clone());
         coefficients.select(1, self.rows.clone()) * self.scale
     }
 
     fn adjoint(&self, r: Tensor<2>) -> Tensor<2> {
         let full = scatter_rows(r * self.scale, &self.rows, self.cols());
-        self.dct2(full, true) * self.signs.clone()
+        self.transform.inverse(full) * self.signs.clone()
     }
 
     fn row_norms_sq(&self) -> Tensor<1> {

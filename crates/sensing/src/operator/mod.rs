@@ -10,7 +10,7 @@ mod linalg;
 
 use burn::prelude::*;
 
-pub use dct::DctOperator;
+pub use dct::{Dct2d, DctOperator};
 pub use dense::DenseOperator;
 pub use hadamard::HadamardOperator;
 

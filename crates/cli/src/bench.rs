@@ -1,0 +1,300 @@
+//! `qcs bench`: speed of the score network and of the Langevin sampler on the compiled-in backend.
+//!
+//! Per case (ngf × image size × batch): milliseconds per network evaluation, milliseconds per Langevin step
+//! (network + QCS-SGM 1-bit likelihood + update, from a run of `--steps` steps), and the images per second
+//! that the reference schedule (232 levels × 5 steps + the final denoising step, 1,161 network evaluations)
+//! would give at that speed. Warm-up runs come first and are not timed (on wgpu they compile and autotune
+//! the kernels); every figure is the median of `--repeats` runs, with a device synchronisation before each
+//! clock read.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::prelude::*;
+use clap::Args;
+use qcs_likelihood::{Observation, QcsSgmScore};
+use qcs_sampler::{sample_posterior, LangevinConfig, LevelSubset, LikelihoodWeight};
+use qcs_score_net::NcsnV2Config;
+use qcs_sensing::{build_operator, simulate, Family, ImageShape, OperatorSpec, QuantizerSpec};
+use serde::Serialize;
+
+use crate::backend;
+
+/// Network evaluations of the reference schedule: 232 levels × 5 steps + the final denoising step.
+pub const REFERENCE_NFE: usize = 232 * 5 + 1;
+
+/// `qcs bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Base channel counts to measure.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![32, 64, 128])]
+    pub ngf: Vec<usize>,
+    /// Batch sizes to measure.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 10, 100])]
+    pub batch: Vec<usize>,
+    /// Image sizes (28 → 28×28×1, 32 → 32×32×3, 64 → 64×64×3). 64 is measured at ngf 128 only unless
+    /// `--all-sizes` is given.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![28, 64])]
+    pub size: Vec<usize>,
+    /// Measure every size at every ngf.
+    #[arg(long)]
+    pub all_sizes: bool,
+    /// Timed runs per figure (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+    /// Untimed runs before the timed ones.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Langevin steps per timed sampler run.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// A small fast subset: ngf 32, batch 1 and 10, 28×28, 3 repeats.
+    #[arg(long)]
+    pub quick: bool,
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "out/bench.json")]
+    pub out: PathBuf,
+}
+
+/// One measured case.
+#[derive(Debug, Clone, Serialize)]
+pub struct Case {
+    /// Base channel count.
+    pub ngf: usize,
+    /// Channels × height × width of the images.
+    pub image: [usize; 3],
+    /// Images per network call.
+    pub batch: usize,
+    /// Median milliseconds per network evaluation of the whole batch.
+    pub forward_ms: f64,
+    /// Median milliseconds per Langevin step of the whole batch (network, likelihood, update).
+    pub langevin_step_ms: f64,
+    /// Images per second at the reference schedule's NFE.
+    pub images_per_s: f64,
+}
+
+/// What `qcs bench` writes.
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    /// The compiled-in backend.
+    pub backend: String,
+    /// The device, as burn names it.
+    pub device: String,
+    /// Network evaluations assumed for `images_per_s`.
+    pub reference_nfe: usize,
+    /// Timed runs per figure.
+    pub repeats: usize,
+    /// Langevin steps per timed sampler run.
+    pub steps: usize,
+    /// The measured cases.
+    pub cases: Vec<Case>,
+}
+
+fn image_of(size: usize) -> Result<[usize; 3]> {
+    Ok(match size {
+        28 => [1, 28, 28],
+        32 => [3, 32, 32],
+        64 => [3, 64, 64],
+        other => bail!("--size {other}: the network topologies take 28, 32 or 64"),
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+/// Runs `f` `warmup` times untimed, then `repeats` times timed between device synchronisations; returns the
+/// median in milliseconds.
+fn time_ms(
+    device: &Device,
+    warmup: usize,
+    repeats: usize,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<f64> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let mut times = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        device
+            .sync()
+            .map_err(|e| anyhow::anyhow!("device synchronisation: {e:?}"))?;
+        let start = Instant::now();
+        f()?;
+        device
+            .sync()
+            .map_err(|e| anyhow::anyhow!("device synchronisation: {e:?}"))?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(median(times))
+}
+
+fn measure(
+    args: &BenchArgs,
+    ngf: usize,
+    image: [usize; 3],
+    batch: usize,
+    device: &Device,
+) -> Result<Case> {
+    let net = NcsnV2Config {
+        ngf,
+        channels: image[0],
+        image_size: image[1],
+        num_levels: 232,
+        sigma_begin: 50.0,
+        sigma_end: 0.01,
+    };
+    let model = net.init(device).context("building the network")?;
+    let shape = ImageShape::new(image[0], image[1], image[2])?;
+    let n = shape.numel();
+
+    device.seed(0);
+    let x = Tensor::<4>::random(
+        [batch, image[0], image[1], image[2]],
+        burn::tensor::Distribution::Default,
+        device,
+    );
+    let levels = Tensor::<1, Int>::from_data(TensorData::new(vec![100i64; batch], [batch]), device);
+    let forward_ms = time_ms(device, args.warmup, args.repeats, || {
+        let _ = model.forward(x.clone(), levels.clone());
+        Ok(())
+    })?;
+
+    // A 1-bit problem with M = N/4 Gaussian measurements of random images.
+    let spec = OperatorSpec {
+        family: Family::Gaussian,
+        measurements: n / 4,
+        image: shape,
+        seed: 0,
+    };
+    let op = build_operator(&spec, device)?;
+    let truth = Tensor::<2>::random([batch, n], burn::tensor::Distribution::Default, device);
+    let names = (0..batch).map(|i| format!("bench-{i}")).collect();
+    let set = simulate(op.as_ref(), truth, QuantizerSpec::OneBit, 0.05, 0, names)?;
+    let obs = Observation::from_set(&set, device);
+    let likelihood = QcsSgmScore::default();
+    let config = LangevinConfig {
+        steps_per_level: 1,
+        epsilon: 2e-4,
+        weight: LikelihoodWeight::Fixed(1.0),
+        levels: LevelSubset::Count { count: args.steps },
+        final_denoise: false,
+        chains: 1,
+        seed: 0,
+    };
+    let run_ms = time_ms(device, args.warmup, args.repeats, || {
+        let posterior = sample_posterior(
+            &model,
+            Some((&likelihood, op.as_ref(), &obs)),
+            &config,
+            batch,
+            shape,
+            &mut |_| {},
+        )?;
+        drop(posterior);
+        Ok(())
+    })?;
+    let langevin_step_ms = run_ms / args.steps as f64;
+    Ok(Case {
+        ngf,
+        image,
+        batch,
+        forward_ms,
+        langevin_step_ms,
+        images_per_s: batch as f64 * 1e3 / (langevin_step_ms * REFERENCE_NFE as f64),
+    })
+}
+
+/// The cases to run, in order.
+fn cases(args: &BenchArgs) -> Result<Vec<(usize, [usize; 3], usize)>> {
+    if args.repeats == 0 || args.steps == 0 {
+        bail!("--repeats and --steps must be at least 1");
+    }
+    if args.quick {
+        return Ok(vec![(32, [1, 28, 28], 1), (32, [1, 28, 28], 10)]);
+    }
+    if args.ngf.contains(&0) || args.batch.contains(&0) {
+        bail!("--ngf and --batch values must be at least 1");
+    }
+    let mut out = Vec::new();
+    for &size in &args.size {
+        let image = image_of(size)?;
+        for &ngf in &args.ngf {
+            if size == 64 && ngf != 128 && !args.all_sizes {
+                continue;
+            }
+            for &batch in &args.batch {
+                out.push((ngf, image, batch));
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!("no case to measure (64×64 runs at ngf 128 only; add --all-sizes)");
+    }
+    Ok(out)
+}
+
+/// Runs `qcs bench`.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let plan = cases(args)?;
+    let device = backend::device();
+    let args = &BenchArgs {
+        repeats: if args.quick { 3 } else { args.repeats },
+        ngf: args.ngf.clone(),
+        batch: args.batch.clone(),
+        size: args.size.clone(),
+        out: args.out.clone(),
+        ..*args
+    };
+    eprintln!(
+        "qcs bench on {} ({device:?}): {} cases, median of {} runs after {} warm-up",
+        backend::BACKEND,
+        plan.len(),
+        args.repeats,
+        args.warmup
+    );
+    println!(
+        "| ngf | image | batch | forward ms | Langevin step ms | images/s at {REFERENCE_NFE} NFE |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|");
+    let mut measured = Vec::with_capacity(plan.len());
+    for (ngf, image, batch) in plan {
+        let case = measure(args, ngf, image, batch, &device)
+            .with_context(|| format!("ngf {ngf}, image {image:?}, batch {batch}"))?;
+        println!(
+            "| {} | {}×{}×{} | {} | {:.2} | {:.2} | {:.3} |",
+            case.ngf,
+            image[1],
+            image[2],
+            image[0],
+            case.batch,
+            case.forward_ms,
+            case.langevin_step_ms,
+            case.images_per_s
+        );
+        measured.push(case);
+    }
+    let report = BenchReport {
+        backend: backend::BACKEND.to_owned(),
+        device: format!("{device:?}"),
+        reference_nfe: REFERENCE_NFE,
+        repeats: args.repeats,
+        steps: args.steps,
+        cases: measured,
+    };
+    let json = serde_json::to_vec_pretty(&report)?;
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    qcs_sensing::file::write_atomically(&args.out, &json)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}

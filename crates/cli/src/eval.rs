@@ -1,0 +1,438 @@
+//! `qcs eval`: a sweep of methods × measurement settings over the same images with the same seeds, written
+//! cell by cell to `results.csv` (resumable), `results.md`, and PSNR plots.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::prelude::*;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use qcs_baselines::{back_projection, biht, BihtConfig, OneBitScale};
+use qcs_data::{Dataset, ImageSpec};
+use qcs_likelihood::Numerics;
+use qcs_score_net::{NcsnV2, NcsnV2Config};
+use qcs_sensing::{
+    build_operator, simulate, ImageShape, MeasurementSet, Operator, QuantizerSpec, StepRule,
+};
+
+use crate::args::EvalArgs;
+use crate::config::{Config, SamplerSection};
+use crate::reconstruct::{langevin_config, reconstruct_all, slice_set, step_bar_style};
+use crate::report::score_images;
+use crate::results::{markdown, summary, write_atomically, ResultsFile, Row};
+use crate::setup::{default_images, image_paths, load_model, read_images};
+use crate::sweep::{bits_name, numerics_name, plan, Cell, Method, Setting};
+use crate::{backend, plot};
+
+/// The score network, when a sampling method is evaluated.
+struct Prior {
+    model: NcsnV2,
+    net: NcsnV2Config,
+}
+
+/// What every cell shares.
+struct Shared<'a> {
+    args: &'a EvalArgs,
+    config: &'a Config,
+    prior: Option<&'a Prior>,
+    truth: &'a Dataset,
+    device: Device,
+}
+
+/// Runs `qcs eval`.
+pub fn run(args: &EvalArgs) -> Result<()> {
+    let config = Config::load(&args.config)?;
+    let device = backend::device();
+    let needs_prior = crate::sweep::methods(&args.methods, &config)?
+        .iter()
+        .any(|m| m.uses_prior());
+    let prior = if needs_prior {
+        let (model, net) = load_model(args.model.as_ref(), &config, &device)?;
+        Some(Prior { model, net })
+    } else {
+        None
+    };
+    let (channels, size) = prior
+        .as_ref()
+        .map_or((config.model.channels, config.model.image_size), |p| {
+            (p.net.channels, p.net.image_size)
+        });
+    let shape = ImageShape::new(channels, size, size)?;
+    let settings = plan(
+        args,
+        &config,
+        shape,
+        prior.as_ref().map(|p| p.net.num_levels),
+    )?;
+    let truth = eval_images(args, &config, ImageSpec::new(channels, size, size))?;
+
+    let (file, rows) = ResultsFile::open(&args.out, args.resume)?;
+    let context = Shared {
+        args,
+        config: &config,
+        prior: prior.as_ref(),
+        truth: &truth,
+        device,
+    };
+    let command = command_line();
+    let rows = run_pending(&context, &settings, file, rows, &command)?;
+    finish(&args.out, &rows, &command)
+}
+
+impl Shared<'_> {
+    /// The key of a cell's row, to find it among the rows of an earlier run.
+    fn key(&self, setting: &Setting, cell: &Cell) -> String {
+        row(self, setting, cell, &Outcome::default(), Quality::default()).key()
+    }
+}
+
+/// Runs every cell that `rows` does not hold yet, appending each finished one to `file` and rewriting
+/// `results.md`; returns all rows.
+fn run_pending(
+    context: &Shared,
+    settings: &[Setting],
+    mut file: ResultsFile,
+    mut rows: Vec<Row>,
+    command: &str,
+) -> Result<Vec<Row>> {
+    let done: HashSet<String> = rows.iter().map(Row::key).collect();
+    let pending = |s: &Setting| -> Vec<Cell> {
+        s.cells
+            .iter()
+            .filter(|c| !done.contains(&context.key(s, c)))
+            .cloned()
+            .collect()
+    };
+    let total: usize = settings.iter().map(|s| pending(s).len()).sum();
+    let skipped = settings.iter().map(|s| s.cells.len()).sum::<usize>() - total;
+    if skipped > 0 {
+        eprintln!(
+            "resuming: {skipped} cell(s) already in {}",
+            file.path().display()
+        );
+    }
+    let bars = MultiProgress::new();
+    let cells_bar = bars.add(ProgressBar::new(total as u64)).with_style(
+        ProgressStyle::with_template("{spinner} cell {pos}/{len} [{bar:32}] {msg} · ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let steps_bar = if context.prior.is_some() {
+        bars.add(ProgressBar::new(0)).with_style(step_bar_style())
+    } else {
+        ProgressBar::hidden()
+    };
+    for setting in settings {
+        let cells = pending(setting);
+        if cells.is_empty() {
+            continue;
+        }
+        let operator = build_operator(&setting.operator, &context.device)?;
+        let set = measure(context, setting, operator.as_ref())?;
+        for cell in &cells {
+            cells_bar.set_message(label(setting, cell));
+            let outcome = run_cell(context, operator.as_ref(), &set, cell, &steps_bar)
+                .with_context(|| format!("cell {}", label(setting, cell)))?;
+            let scores = quality(context.truth, &outcome.images)?;
+            let r = row(context, setting, cell, &outcome, scores);
+            file.append(&r)?;
+            rows.push(r);
+            write_atomically(
+                &context.args.out.join("results.md"),
+                &markdown(&rows, command),
+            )?;
+            cells_bar.inc(1);
+        }
+    }
+    steps_bar.finish_and_clear();
+    cells_bar.finish_and_clear();
+    Ok(rows)
+}
+
+/// Writes the table and the plots of all rows, and prints the summary.
+fn finish(out: &Path, rows: &[Row], command: &str) -> Result<()> {
+    write_atomically(&out.join("results.md"), &markdown(rows, command))?;
+    let mut written = vec!["results.csv", "results.md"];
+    if plot::psnr_vs_m(rows, &out.join("psnr_vs_m.png"))? {
+        written.push("psnr_vs_m.png");
+    }
+    if plot::psnr_vs_nfe(rows, &out.join("psnr_vs_nfe.png"))? {
+        written.push("psnr_vs_nfe.png");
+    }
+    print!("{}", summary(rows));
+    println!("wrote {} in {}", written.join(", "), out.display());
+    Ok(())
+}
+
+/// The images of the sweep: `--images` (PNG/JPEG files and folders, or one IDX file), `--skip` and `--count`.
+fn eval_images(args: &EvalArgs, config: &Config, spec: ImageSpec) -> Result<Dataset> {
+    let paths = if args.images.is_empty() {
+        vec![default_images(config)]
+    } else {
+        args.images.clone()
+    };
+    let wanted = |available: usize| -> Result<std::ops::Range<usize>> {
+        let end = args
+            .count
+            .map_or(available, |c| (args.skip + c).min(available));
+        if args.count == Some(0) || args.skip >= end {
+            bail!(
+                "--skip {} --count {}: no images left of the {available} given",
+                args.skip,
+                args.count.map_or("all".into(), |c| c.to_string())
+            );
+        }
+        Ok(args.skip..end)
+    };
+    if let [single] = paths.as_slice() {
+        if single.is_file() && !is_image_file(single) {
+            return idx_images(single, spec, &wanted);
+        }
+    }
+    let files = image_paths(&paths).context("--images")?;
+    let range = wanted(files.len())?;
+    read_images(&files[range], spec, args.resize).context("--images")
+}
+
+fn is_image_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Images `range` of an IDX file, which must hold images of `spec`.
+fn idx_images(
+    path: &Path,
+    spec: ImageSpec,
+    wanted: &dyn Fn(usize) -> Result<std::ops::Range<usize>>,
+) -> Result<Dataset> {
+    let data =
+        qcs_data::read_idx_images(path).with_context(|| format!("--images {}", path.display()))?;
+    if data.spec() != spec {
+        let s = data.spec();
+        bail!(
+            "--images {}: the images are {}×{}×{} but the model takes {}×{}×{}",
+            path.display(),
+            s.channels,
+            s.height,
+            s.width,
+            spec.channels,
+            spec.height,
+            spec.width
+        );
+    }
+    let range = wanted(data.len())?;
+    let n = spec.len();
+    Ok(Dataset::new(
+        spec,
+        data.pixels()[range.start * n..range.end * n].to_vec(),
+        data.names()[range].to_vec(),
+    )?)
+}
+
+/// Simulated measurements of every image for one setting (the seeds are the same in every setting).
+fn measure(context: &Shared, setting: &Setting, operator: &dyn Operator) -> Result<MeasurementSet> {
+    let truth = context.truth;
+    let x = Tensor::from_data(
+        TensorData::new(truth.pixels().to_vec(), [truth.len(), truth.spec().len()]),
+        &context.device,
+    );
+    let quantizer = QuantizerSpec::from_bits(setting.bits, StepRule::FromData)?;
+    Ok(simulate(
+        operator,
+        x,
+        quantizer,
+        setting.noise_std,
+        setting.operator.seed,
+        truth.names().to_vec(),
+    )?)
+}
+
+/// What one cell produced.
+#[derive(Default)]
+struct Outcome {
+    /// Reconstructions, [B, N].
+    images: Vec<f32>,
+    nfe: usize,
+    seconds: f64,
+}
+
+fn run_cell(
+    context: &Shared,
+    operator: &dyn Operator,
+    set: &MeasurementSet,
+    cell: &Cell,
+    steps_bar: &ProgressBar,
+) -> Result<Outcome> {
+    match (cell.method, cell.schedule) {
+        (Method::QcsSgm | Method::QcsSgmPlus, Some(schedule)) => {
+            let Some(prior) = context.prior else {
+                bail!("no score network loaded for {}", cell.method.name());
+            };
+            let sampler = sampler_section(
+                context,
+                cell.method,
+                schedule.levels,
+                schedule.steps_per_level,
+            );
+            langevin_config(&sampler, prior.net.num_levels)?;
+            let result = reconstruct_all(
+                set,
+                &prior.model,
+                &prior.net,
+                &sampler,
+                cell.numerics.unwrap_or(Numerics::Stable),
+                steps_bar,
+                &context.device,
+            )?;
+            Ok(Outcome {
+                images: result.mean,
+                nfe: result.nfe,
+                seconds: result.seconds,
+            })
+        }
+        (method, _) => baseline(context, operator, set, method),
+    }
+}
+
+/// The config's sampler section for one cell.
+fn sampler_section(
+    context: &Shared,
+    method: Method,
+    levels: usize,
+    steps: usize,
+) -> SamplerSection {
+    let (args, s) = (context.args, &context.config.sampler);
+    SamplerSection {
+        method: method.name().to_string(),
+        levels,
+        steps_per_level: steps,
+        likelihood_scale: context.config.likelihood_scale_for(method.name()),
+        chains: args.chains.unwrap_or(s.chains),
+        batch: args.batch.unwrap_or(s.batch),
+        seed: args.seed.unwrap_or(s.seed),
+        ..s.clone()
+    }
+}
+
+/// BIHT or back-projection of every image, in batches of `--batch`.
+fn baseline(
+    context: &Shared,
+    operator: &dyn Operator,
+    set: &MeasurementSet,
+    method: Method,
+) -> Result<Outcome> {
+    let batch = context
+        .args
+        .batch
+        .unwrap_or(context.config.sampler.batch)
+        .max(1);
+    let started = Instant::now();
+    let mut images = Vec::with_capacity(set.batch() * operator.cols());
+    for start in (0..set.batch()).step_by(batch) {
+        let sub = slice_set(set, start, (start + batch).min(set.batch()));
+        let out = match method {
+            Method::Biht => biht(operator, &sub, &BihtConfig::default())?,
+            _ => back_projection(operator, &sub, OneBitScale::default())?,
+        };
+        images.extend(
+            out.into_data()
+                .try_to_vec_as::<f32>()
+                .map_err(|e| anyhow::anyhow!("reading results back: {e:?}"))?,
+        );
+    }
+    Ok(Outcome {
+        images,
+        nfe: 0,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Mean PSNR, its standard error (none for one image) and mean SSIM of a cell.
+#[derive(Default)]
+struct Quality {
+    psnr: f64,
+    psnr_se: Option<f64>,
+    ssim: f64,
+}
+
+/// The quality of the reconstructions `images` ([B, N]) against the truth.
+fn quality(truth: &Dataset, images: &[f32]) -> Result<Quality> {
+    let scores = score_images(truth, images, truth.names())?;
+    let n = scores.len() as f64;
+    let psnr = scores.iter().map(|s| s.psnr).sum::<f64>() / n;
+    let ssim = scores.iter().map(|s| s.ssim).sum::<f64>() / n;
+    let psnr_se = (scores.len() > 1).then(|| {
+        let var = scores.iter().map(|s| (s.psnr - psnr).powi(2)).sum::<f64>() / (n - 1.0);
+        (var / n).sqrt()
+    });
+    Ok(Quality {
+        psnr,
+        psnr_se,
+        ssim,
+    })
+}
+
+/// The results row of a cell (with default outcome and quality: the row whose key identifies the cell).
+fn row(
+    context: &Shared,
+    setting: &Setting,
+    cell: &Cell,
+    outcome: &Outcome,
+    quality: Quality,
+) -> Row {
+    Row {
+        method: cell.method.name().to_string(),
+        numerics: cell
+            .numerics
+            .map_or(String::new(), |n| numerics_name(n).to_string()),
+        matrix: setting.matrix.clone(),
+        bits: bits_name(setting.bits),
+        measurements: setting.operator.measurements,
+        noise_std: setting.noise_std,
+        levels: cell.schedule.map(|s| s.levels),
+        steps_per_level: cell.schedule.map(|s| s.steps_per_level),
+        nfe: outcome.nfe,
+        images: context.truth.len(),
+        psnr: quality.psnr,
+        psnr_se: quality.psnr_se,
+        ssim: quality.ssim,
+        seconds: outcome.seconds,
+        backend: backend::BACKEND.to_string(),
+    }
+}
+
+/// A short description of a cell for the progress bar.
+fn label(setting: &Setting, cell: &Cell) -> String {
+    let mut parts = vec![
+        cell.method.name().to_string(),
+        format!("{} bits", bits_name(setting.bits)),
+        format!("M={}", setting.operator.measurements),
+        setting.matrix.clone(),
+        format!("σ={}", setting.noise_std),
+    ];
+    if let Some(s) = cell.schedule {
+        parts.push(format!("{}×{}", s.levels, s.steps_per_level));
+    }
+    if let Some(n) = cell.numerics {
+        parts.push(numerics_name(n).to_string());
+    }
+    parts.join(" · ")
+}
+
+/// The command line as typed, quoted for a POSIX shell where needed.
+fn command_line() -> String {
+    std::env::args()
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_alphanumeric() || "-_./:,=+@%".contains(c));
+            if plain {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

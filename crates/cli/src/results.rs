@@ -1,0 +1,421 @@
+//! The results of `qcs eval`: one CSV row per cell (appended and flushed as each cell finishes), the markdown
+//! table regenerated from them, and the summary printed at the end.
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::sweep::Method;
+
+/// The CSV columns, in order.
+pub const HEADER: [&str; 15] = [
+    "method",
+    "numerics",
+    "matrix",
+    "bits",
+    "measurements",
+    "noise_std",
+    "levels",
+    "steps_per_level",
+    "nfe",
+    "images",
+    "psnr",
+    "psnr_se",
+    "ssim",
+    "seconds",
+    "backend",
+];
+
+/// The number of leading columns that identify a cell (the settings); `images` is part of the key too.
+const SETTING_COLUMNS: usize = 8;
+
+/// One evaluated cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// qcs-sgm, qcs-sgm-plus, biht or back-projection.
+    pub method: String,
+    /// QCS-SGM's likelihood numerics (stable, reference); empty for the other methods.
+    pub numerics: String,
+    /// The operator family as `--matrices` spells it, with its parameter.
+    pub matrix: String,
+    /// 1–8 or `linear`.
+    pub bits: String,
+    /// M.
+    pub measurements: usize,
+    /// σ.
+    pub noise_std: f64,
+    /// Noise levels visited (the samplers only).
+    pub levels: Option<usize>,
+    /// Langevin steps per level (the samplers only).
+    pub steps_per_level: Option<usize>,
+    /// Network evaluations per image (0 for the baselines).
+    pub nfe: usize,
+    /// Images evaluated.
+    pub images: usize,
+    /// Mean PSNR in dB.
+    pub psnr: f64,
+    /// Standard error of the mean PSNR (none for a single image).
+    pub psnr_se: Option<f64>,
+    /// Mean SSIM.
+    pub ssim: f64,
+    /// Wall time of the reconstructions, seconds.
+    pub seconds: f64,
+    /// The compiled-in backend.
+    pub backend: String,
+}
+
+fn optional<T: ToString>(value: Option<T>) -> String {
+    value.map_or_else(String::new, |v| v.to_string())
+}
+
+impl Row {
+    /// The CSV fields, in [`HEADER`] order.
+    fn fields(&self) -> Vec<String> {
+        vec![
+            self.method.clone(),
+            self.numerics.clone(),
+            self.matrix.clone(),
+            self.bits.clone(),
+            self.measurements.to_string(),
+            self.noise_std.to_string(),
+            optional(self.levels),
+            optional(self.steps_per_level),
+            self.nfe.to_string(),
+            self.images.to_string(),
+            format!("{:.4}", self.psnr),
+            optional(self.psnr_se.map(|se| format!("{se:.4}"))),
+            format!("{:.5}", self.ssim),
+            format!("{:.3}", self.seconds),
+            self.backend.clone(),
+        ]
+    }
+
+    /// What identifies the cell: its settings and the number of images.
+    pub fn key(&self) -> String {
+        let fields = self.fields();
+        let mut key = fields[..SETTING_COLUMNS].to_vec();
+        key.push(self.images.to_string());
+        key.join(",")
+    }
+
+    /// The CSV line (no newline).
+    pub fn to_csv(&self) -> String {
+        self.fields().join(",")
+    }
+
+    /// Parses a CSV line written by [`Row::to_csv`].
+    pub fn parse(line: &str) -> Result<Self> {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() != HEADER.len() {
+            bail!("expected {} fields, found {}", HEADER.len(), f.len());
+        }
+        let opt = |s: &str| -> Result<Option<usize>> {
+            Ok(if s.is_empty() { None } else { Some(s.parse()?) })
+        };
+        Ok(Self {
+            method: f[0].into(),
+            numerics: f[1].into(),
+            matrix: f[2].into(),
+            bits: f[3].into(),
+            measurements: f[4].parse()?,
+            noise_std: f[5].parse()?,
+            levels: opt(f[6])?,
+            steps_per_level: opt(f[7])?,
+            nfe: f[8].parse()?,
+            images: f[9].parse()?,
+            psnr: f[10].parse()?,
+            psnr_se: if f[11].is_empty() {
+                None
+            } else {
+                Some(f[11].parse()?)
+            },
+            ssim: f[12].parse()?,
+            seconds: f[13].parse()?,
+            backend: f[14].into(),
+        })
+    }
+
+    /// `LxK` for the samplers, empty for the baselines.
+    pub fn schedule(&self) -> String {
+        match (self.levels, self.steps_per_level) {
+            (Some(l), Some(k)) => format!("{l}×{k}"),
+            _ => String::new(),
+        }
+    }
+
+    /// The sort key of the tables: bits (linear last), M, method, numerics, NFE.
+    fn order(&self) -> (u32, usize, usize, String, usize) {
+        let bits = self.bits.parse().unwrap_or(u32::MAX);
+        let method = Method::parse(&self.method).map_or(usize::MAX, |m| m as usize);
+        (
+            bits,
+            self.measurements,
+            method,
+            self.numerics.clone(),
+            self.nfe,
+        )
+    }
+}
+
+/// `results.csv`, appended one flushed and synced line per finished cell.
+pub struct ResultsFile {
+    path: PathBuf,
+    file: File,
+}
+
+impl ResultsFile {
+    /// Opens `results.csv` in `dir`: a new file (refusing to replace one unless `resume`), or, with `resume`, the
+    /// existing one, returning the rows it already holds.
+    pub fn open(dir: &Path, resume: bool) -> Result<(Self, Vec<Row>)> {
+        let path = dir.join("results.csv");
+        let rows = if path.exists() {
+            if !resume {
+                bail!(
+                    "{} exists: pass --resume to add to it, or choose another --out",
+                    path.display()
+                );
+            }
+            read_rows(&path)?
+        } else {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::write(&path, HEADER.join(",") + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+            Vec::new()
+        };
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok((Self { path, file }, rows))
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one row and makes sure it reached the disk.
+    pub fn append(&mut self, row: &Row) -> Result<()> {
+        let line = row.to_csv() + "\n";
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|()| self.file.sync_data())
+            .with_context(|| format!("appending to {}", self.path.display()))
+    }
+}
+
+/// The rows of an existing `results.csv`.
+pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = text.lines();
+    if lines.next() != Some(HEADER.join(",").as_str()) {
+        bail!(
+            "{}: not a qcs eval results file (its header differs)",
+            path.display()
+        );
+    }
+    lines
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            Row::parse(line).with_context(|| format!("{}: line {}", path.display(), i + 2))
+        })
+        .collect()
+}
+
+/// Writes `text` to `path` through a temporary file and a rename.
+pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The distinct (matrix, σ) groups of `rows`, in the order they first appear.
+fn groups(rows: &[Row]) -> Vec<(String, f64)> {
+    let mut seen = Vec::new();
+    for r in rows {
+        let g = (r.matrix.clone(), r.noise_std);
+        if !seen.contains(&g) {
+            seen.push(g);
+        }
+    }
+    seen
+}
+
+fn sorted_group<'a>(rows: &'a [Row], group: &(String, f64)) -> Vec<&'a Row> {
+    let mut members: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.matrix == group.0 && r.noise_std == group.1)
+        .collect();
+    members.sort_by_key(|r| r.order());
+    members
+}
+
+/// `results.md`: the command line, then one table per (matrix, σ), rows sorted by bits, M, method.
+pub fn markdown(rows: &[Row], command: &str) -> String {
+    let mut out = format!("# qcs eval\n\n```sh\n{command}\n```\n\n");
+    if rows.iter().any(|r| r.images != rows[0].images) {
+        out.push_str("Rows of earlier runs with other image counts are included (see the `images` column).\n\n");
+    }
+    for group in groups(rows) {
+        out.push_str(&format!("## {} · σ = {}\n\n", group.0, group.1));
+        out.push_str("| bits | M | method | numerics | schedule | NFE | PSNR (dB) | ± s.e. | SSIM | images | seconds | backend |\n");
+        out.push_str("|---|--:|---|---|---|--:|--:|--:|--:|--:|--:|---|\n");
+        for r in sorted_group(rows, &group) {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {:.2} | {} | {:.3} | {} | {:.1} | {} |\n",
+                r.bits,
+                r.measurements,
+                r.method,
+                r.numerics,
+                r.schedule(),
+                if r.nfe > 0 {
+                    r.nfe.to_string()
+                } else {
+                    String::new()
+                },
+                r.psnr,
+                r.psnr_se.map_or_else(String::new, |se| format!("{se:.2}")),
+                r.ssim,
+                r.images,
+                r.seconds,
+                r.backend
+            ));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The terminal summary: for each (matrix, σ, bits), one line per method variant with its PSNR at every M.
+pub fn summary(rows: &[Row]) -> String {
+    let mut out = String::new();
+    for group in groups(rows) {
+        let members = sorted_group(rows, &group);
+        let bit_depths: Vec<String> = members.iter().fold(Vec::new(), |mut acc, r| {
+            if !acc.contains(&r.bits) {
+                acc.push(r.bits.clone());
+            }
+            acc
+        });
+        for bits in bit_depths {
+            let of_bits: Vec<&&Row> = members.iter().filter(|r| r.bits == bits).collect();
+            let ms: BTreeSet<usize> = of_bits.iter().map(|r| r.measurements).collect();
+            let depth = if bits == "linear" {
+                bits.clone()
+            } else {
+                format!("{bits}-bit")
+            };
+            out.push_str(&format!(
+                "{} · σ = {} · {depth} · PSNR (dB)\n{:<32}",
+                group.0, group.1, "method"
+            ));
+            for m in &ms {
+                out.push_str(&format!(" {:>8}", format!("M={m}")));
+            }
+            out.push('\n');
+            let mut variants: Vec<String> = Vec::new();
+            for r in &of_bits {
+                let v = variant(r);
+                if !variants.contains(&v) {
+                    variants.push(v);
+                }
+            }
+            for v in variants {
+                out.push_str(&format!("{v:<32}"));
+                for m in &ms {
+                    let cell = of_bits
+                        .iter()
+                        .find(|r| variant(r) == v && r.measurements == *m)
+                        .map_or("–".to_string(), |r| format!("{:.2}", r.psnr));
+                    out.push_str(&format!(" {cell:>8}"));
+                }
+                out.push('\n');
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A method with its numerics and schedule, e.g. `qcs-sgm stable 58×2`.
+fn variant(r: &Row) -> String {
+    [r.method.clone(), r.numerics.clone(), r.schedule()]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(method: &str, m: usize, psnr: f64) -> Row {
+        Row {
+            method: method.into(),
+            numerics: if method == "qcs-sgm" {
+                "stable".into()
+            } else {
+                String::new()
+            },
+            matrix: "ill-conditioned:1000".into(),
+            bits: "1".into(),
+            measurements: m,
+            noise_std: 0.05,
+            levels: (method == "qcs-sgm").then_some(58),
+            steps_per_level: (method == "qcs-sgm").then_some(2),
+            nfe: if method == "qcs-sgm" { 117 } else { 0 },
+            images: 10,
+            psnr,
+            psnr_se: Some(0.25),
+            ssim: 0.5,
+            seconds: 1.25,
+            backend: "flex".into(),
+        }
+    }
+
+    #[test]
+    fn a_row_survives_the_csv_round_trip() {
+        for r in [row("qcs-sgm", 100, 15.5), row("biht", 200, 9.25)] {
+            let line = r.to_csv();
+            assert_eq!(line.split(',').count(), HEADER.len());
+            assert_eq!(Row::parse(&line).unwrap(), r);
+        }
+        let mut single = row("biht", 100, 9.0);
+        single.psnr_se = None;
+        assert_eq!(Row::parse(&single.to_csv()).unwrap(), single);
+    }
+
+    #[test]
+    fn the_key_ignores_results_but_not_settings() {
+        let a = row("qcs-sgm", 100, 15.5);
+        let mut b = a.clone();
+        b.psnr = 3.0;
+        b.seconds = 99.0;
+        assert_eq!(a.key(), b.key());
+        b.measurements = 200;
+        assert_ne!(a.key(), b.key());
+    }
+
+    #[test]
+    fn the_tables_sort_by_bits_then_m_then_method() {
+        let rows = vec![
+            row("biht", 200, 9.0),
+            row("qcs-sgm", 200, 16.0),
+            row("biht", 100, 8.0),
+        ];
+        let md = markdown(&rows, "qcs eval");
+        let first = md.find("| 1 | 100 | biht").unwrap();
+        let second = md.find("| 1 | 200 | qcs-sgm").unwrap();
+        let third = md.find("| 1 | 200 | biht").unwrap();
+        assert!(first < second && second < third, "{md}");
+        let text = summary(&rows);
+        assert!(text.contains("qcs-sgm stable 58×2"), "{text}");
+        assert!(text.contains("M=100") && text.contains("–"), "{text}");
+    }
+}

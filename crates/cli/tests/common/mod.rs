@@ -1,0 +1,90 @@
+//! Helpers shared by the CLI tests: running the built binary, tiny configs and test images.
+#![allow(dead_code)] // each test binary uses a subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The workspace root, where the binary runs (configs/ and assets/ are found from there).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs the built `qcs` with `args` from the workspace root.
+pub fn qcs(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_qcs"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .expect("the qcs binary runs")
+}
+
+/// The standard error of a run, as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// A config for the reference ngf-8 fixture network (10 levels), with a short schedule.
+pub fn tiny_config(dir: &Path, matrix: &str, measurements: usize) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("configs/mnist.toml"))
+        .unwrap()
+        .replace(
+            "assets/models/mnist.safetensors",
+            "tests/fixtures/ncsnv2_mnist_ngf8_weights.safetensors",
+        )
+        .replace("num_levels = 232", "num_levels = 10")
+        .replace("levels = 232", "levels = 3")
+        .replace("steps_per_level = 5", "steps_per_level = 2")
+        .replace("matrix = \"gaussian\"", &format!("matrix = \"{matrix}\""))
+        .replace(
+            "measurements = 200",
+            &format!("measurements = {measurements}"),
+        );
+    let path = dir.join("tiny.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Writes `count` square PNG blobs of side `size` (gray, or RGB) into `dir` as img<k>.png.
+pub fn write_images(dir: &Path, count: usize, size: u32, rgb: bool) {
+    for k in 0..count {
+        let f = |x: u32, y: u32| {
+            let (cx, cy) = (size as f32 / 2.0 + k as f32, size as f32 / 2.0);
+            let d = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt();
+            if d < size as f32 / 4.0 {
+                255u8
+            } else {
+                0u8
+            }
+        };
+        let path = dir.join(format!("img{k}.png"));
+        if rgb {
+            image::RgbImage::from_fn(size, size, |x, y| image::Rgb([f(x, y), 0, f(x, y)]))
+                .save(path)
+                .unwrap();
+        } else {
+            image::GrayImage::from_fn(size, size, |x, y| image::Luma([f(x, y)]))
+                .save(path)
+                .unwrap();
+        }
+    }
+}
+
+/// Entries in `dir` (0 when it does not exist).
+pub fn files_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+/// Checks a failed run: non-zero exit, every `expect` in the message, no panic, nothing in `out`.
+pub fn assert_refused(run: &Output, expect: &[&str], out: &Path) {
+    let message = stderr(run);
+    assert!(
+        !run.status.success(),
+        "should have failed; stderr: {message}"
+    );
+    assert_eq!(run.status.code(), Some(1), "exit code; stderr: {message}");
+    for e in expect {
+        assert!(message.contains(e), "expected `{e}` in: {message}");
+    }
+    assert!(!message.contains("panicked"), "{message}");
+    assert_eq!(files_in(out), 0, "no partial output in {}", out.display());
+}

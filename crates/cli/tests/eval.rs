@@ -1,0 +1,262 @@
+//! `qcs eval` as a user runs it: a tiny sweep on the ngf-8 fixture network, `--resume`, IDX input, and one
+//! check per kind of bad sweep (clear message naming the flag, non-zero exit, nothing written).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{qcs, root, stderr};
+
+/// A config for the reference ngf-8 fixture network (10 levels).
+fn tiny_config(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("configs/mnist.toml"))
+        .unwrap()
+        .replace(
+            "assets/models/mnist.safetensors",
+            "tests/fixtures/ncsnv2_mnist_ngf8_weights.safetensors",
+        )
+        .replace("num_levels = 232", "num_levels = 10")
+        .replace("levels = 232", "levels = 3");
+    let path = dir.join("tiny.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A tiny sweep: 2 shipped digits, one 2×1 schedule, M ∈ {50, 100}, 1-bit and linear, `methods`.
+fn eval_with(config: &Path, out: &Path, methods: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "eval",
+        "--config",
+        config.to_str().unwrap(),
+        "--images",
+        "assets/images/mnist",
+        "--count",
+        "2",
+        "--schedules",
+        "2x1",
+        "--measurements",
+        "50,100",
+        "--bits",
+        "1,linear",
+        "--methods",
+        methods,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    qcs(&args)
+}
+
+/// The tiny sweep with qcs-sgm, biht and back-projection.
+fn tiny_eval(config: &Path, out: &Path, extra: &[&str]) -> Output {
+    eval_with(config, out, "qcs-sgm,biht,back-projection", extra)
+}
+
+fn csv_lines(out: &Path) -> Vec<String> {
+    std::fs::read_to_string(out.join("results.csv"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_tiny_eval_writes_one_row_per_cell_a_table_and_a_plot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(tmp.path());
+    let out = tmp.path().join("eval");
+    let run = tiny_eval(&config, &out, &[]);
+    assert!(run.status.success(), "{}", stderr(&run));
+
+    let lines = csv_lines(&out);
+    assert_eq!(
+        lines[0],
+        "method,numerics,matrix,bits,measurements,noise_std,levels,steps_per_level,nfe,images,psnr,psnr_se,ssim,seconds,backend"
+    );
+    assert_eq!(lines.len(), 1 + 2 * 2 * 3, "2 bit depths × 2 M × 3 methods");
+    for line in &lines[1..] {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(fields.len(), 15, "{line}");
+        assert_eq!(fields[9], "2", "two images: {line}");
+        let psnr: f64 = fields[10].parse().unwrap();
+        assert!(psnr.is_finite() && psnr > 0.0, "{line}");
+    }
+    let sampler: Vec<&String> = lines.iter().filter(|l| l.starts_with("qcs-sgm,")).collect();
+    assert_eq!(sampler.len(), 4);
+    assert!(sampler
+        .iter()
+        .all(|l| l.contains(",stable,gaussian,") && l.contains(",2,1,3,")));
+
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(
+        md.contains("qcs eval --config"),
+        "the command line heads the table: {md}"
+    );
+    assert!(md.contains("| bits | M | method |"), "{md}");
+    assert_eq!(
+        md.lines()
+            .filter(|l| l.starts_with("| 1 |") || l.starts_with("| linear |"))
+            .count(),
+        12
+    );
+
+    let plot = image::open(out.join("psnr_vs_m.png")).expect("a valid PNG");
+    assert!(plot.width() > 400 && plot.height() > 300);
+    assert!(
+        !out.join("psnr_vs_nfe.png").exists(),
+        "one schedule: no NFE plot"
+    );
+
+    let summary = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        summary.contains("M=50") && summary.contains("biht"),
+        "{summary}"
+    );
+
+    // Resuming a finished run runs no cell and leaves the CSV as it was.
+    let before = std::fs::read(out.join("results.csv")).unwrap();
+    let again = tiny_eval(&config, &out, &["--resume"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("12 cell(s) already"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(std::fs::read(out.join("results.csv")).unwrap(), before);
+
+    // Without --resume an existing results file is not replaced.
+    let refused = tiny_eval(&config, &out, &[]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("--resume"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(std::fs::read(out.join("results.csv")).unwrap(), before);
+}
+
+#[test]
+fn resume_adds_only_the_missing_cells() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(tmp.path());
+    let out = tmp.path().join("eval");
+    let first = eval_with(&config, &out, "biht", &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(csv_lines(&out).len(), 1 + 4);
+    let second = eval_with(&config, &out, "biht,back-projection,biht", &["--resume"]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    let lines = csv_lines(&out);
+    assert_eq!(lines.len(), 1 + 8);
+    assert_eq!(lines.iter().filter(|l| l.starts_with("biht,")).count(), 4);
+}
+
+#[test]
+fn baselines_alone_read_an_idx_file_with_skip_and_count_and_need_no_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = qcs_data::ImageSpec::new(1, 28, 28);
+    let pixels: Vec<f32> = (0..3 * 784).map(|i| ((i % 97) as f32) / 96.0).collect();
+    let names = (0..3).map(|i| i.to_string()).collect();
+    let data = qcs_data::Dataset::new(spec, pixels, names).unwrap();
+    let idx = tmp.path().join("images-idx3-ubyte");
+    qcs_data::write_idx_images(&idx, &data).unwrap();
+    let out = tmp.path().join("eval");
+    let run = qcs(&[
+        "eval",
+        "--model",
+        "does/not/exist.safetensors",
+        "--images",
+        idx.to_str().unwrap(),
+        "--skip",
+        "1",
+        "--count",
+        "5",
+        "--methods",
+        "back-projection,biht",
+        "--budget",
+        "200",
+        "--bits",
+        "1,2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let lines = csv_lines(&out);
+    assert_eq!(lines.len(), 1 + 2 * 2);
+    let m: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').nth(4).unwrap())
+        .collect();
+    assert_eq!(m, ["200", "200", "100", "100"], "M = ⌊budget/Q⌋");
+    assert!(
+        lines[1..].iter().all(|l| l.split(',').nth(9) == Some("2")),
+        "images 1 and 2 of 3"
+    );
+}
+
+/// Runs an eval that must fail before any work, checking the message and that nothing was written.
+fn assert_refused(extra: &[&str], expect: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(tmp.path());
+    let out = tmp.path().join("eval");
+    let run = tiny_eval(&config, &out, extra);
+    assert!(!run.status.success(), "should fail: {extra:?}");
+    let message = stderr(&run);
+    for e in expect {
+        assert!(message.contains(e), "expected `{e}` in: {message}");
+    }
+    assert!(!message.contains("panicked"), "{message}");
+    assert!(!out.exists(), "nothing written for {extra:?}");
+}
+
+#[test]
+fn an_unknown_matrix_is_named_with_its_flag() {
+    assert_refused(
+        &["--matrices", "gaussian,circulant"],
+        &["--matrices", "circulant"],
+    );
+    assert_refused(
+        &["--matrices", "dct:3"],
+        &["--matrices", "takes no parameter"],
+    );
+    assert_refused(
+        &["--matrices", "correlated:high"],
+        &["--matrices", "not a number"],
+    );
+}
+
+#[test]
+fn dct_with_more_measurements_than_pixels_is_refused() {
+    assert_refused(
+        &["--matrices", "dct", "--measurements", "100,1000"],
+        &["--matrices dct with M = 1000", "M ≤ N"],
+    );
+}
+
+#[test]
+fn other_bad_lists_are_named_with_their_flag() {
+    assert_refused(&["--methods", "omp"], &["--methods", "omp"]);
+    assert_refused(&["--bits", "1,9"], &["--bits", "`9`"]);
+    assert_refused(&["--schedules", "11x1"], &["--schedules", "11x1"]);
+    assert_refused(&["--schedules", "fast"], &["--schedules", "LEVELSxSTEPS"]);
+    assert_refused(&["--numerics", "exact"], &["--numerics", "exact"]);
+    assert_refused(&["--noise-std", "-1"], &["--noise-std"]);
+    assert_refused(&["--batch", "0"], &["--batch must be at least 1"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("eval");
+    for (flags, expect) in [
+        (vec!["--count", "0"], "--count 0"),
+        (vec!["--skip", "10"], "--skip 10"),
+        (
+            vec!["--budget", "400", "--bits", "1,linear"],
+            "drop `linear`",
+        ),
+    ] {
+        let mut args = vec!["eval", "--methods", "biht", "--out", out.to_str().unwrap()];
+        args.extend(flags);
+        let run = qcs(&args);
+        assert!(!run.status.success());
+        assert!(stderr(&run).contains(expect), "{}", stderr(&run));
+        assert!(!out.exists());
+    }
+}

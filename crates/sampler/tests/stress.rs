@@ -1,0 +1,228 @@
+//! The stress grid (tiny network): bits 1–8 and linear, σ ∈ {0, 1e-4, 0.05, 0.5}, M ∈ {1, 10, N/2, N, 2N},
+//! every operator family at its extremes (κ = 1e6, ρ = 0.95), QCS-SGM and QCS-SGM+. Every likelihood score
+//! of every step must be finite, and every reconstruction finite and in [0, 1].
+//!
+//! The grid is covered in two parts so it stays fast: all bit depths × all noise levels × both methods at
+//! M = N/2 (Gaussian), and all M × all operator families × both methods at 1 bit, 3 bits and linear.
+
+mod common;
+
+use std::cell::Cell;
+
+use burn::prelude::*;
+use qcs_likelihood::{EpConfig, EpScore, LikelihoodScore, Observation, QcsSgmScore};
+use qcs_sampler::{sample_posterior, LangevinConfig, LevelSubset, LikelihoodWeight};
+use qcs_score_net::{NcsnV2, NcsnV2Config};
+use qcs_sensing::{
+    build_operator, simulate, Family, ImageShape, Operator, OperatorSpec, QuantizerSpec,
+    SensingError, StepRule,
+};
+
+const N: usize = 784;
+
+/// Delegates to a likelihood score and checks that each score it returns is finite.
+struct Checked<'a> {
+    setting: Setting,
+    inner: &'a dyn LikelihoodScore,
+    calls: Cell<usize>,
+    worst: Cell<f64>,
+}
+
+impl LikelihoodScore for Checked<'_> {
+    fn score(
+        &self,
+        operator: &dyn Operator,
+        observation: &Observation,
+        sigma_t: f32,
+        x_t: Tensor<4>,
+    ) -> qcs_likelihood::Result<Tensor<4>> {
+        let score = self.inner.score(operator, observation, sigma_t, x_t)?;
+        let values = common::host(score.clone());
+        let bad = values.iter().position(|v| !v.is_finite());
+        assert!(
+            bad.is_none(),
+            "{:?}: non-finite likelihood score at σ_t = {sigma_t}: element {:?} = {}",
+            self.setting,
+            bad,
+            values[bad.unwrap_or(0)]
+        );
+        let peak = values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        self.worst.set(self.worst.get().max(peak));
+        self.calls.set(self.calls.get() + 1);
+        Ok(score)
+    }
+}
+
+fn network(device: &Device) -> NcsnV2 {
+    let config = NcsnV2Config {
+        ngf: 8,
+        channels: 1,
+        image_size: 28,
+        num_levels: 10,
+        sigma_begin: 50.0,
+        sigma_end: 0.01,
+    };
+    qcs_score_net::load_safetensors(
+        &config,
+        qcs_testkit::fixture_path("ncsnv2_mnist_ngf8_weights.safetensors"),
+        device,
+    )
+    .expect("fixture network")
+}
+
+/// A smooth blob in [0, 1], 28×28.
+fn truth(device: &Device) -> Tensor<2> {
+    let values: Vec<f32> = (0..N)
+        .map(|k| {
+            let (r, c) = ((k / 28) as f32 - 13.5, (k % 28) as f32 - 11.0);
+            (-(r * r + c * c) / 40.0).exp()
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(values, [1, N]), device)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Setting {
+    family: Family,
+    m: usize,
+    bits: Option<u32>,
+    noise_std: f64,
+    plus: bool,
+}
+
+/// Runs one setting; `Ok(None)` when the operator refuses the size (M > N for the structured families).
+fn run(setting: Setting, net: &NcsnV2, device: &Device) -> Option<(usize, f64)> {
+    let shape = ImageShape::new(1, 28, 28).unwrap();
+    let spec = OperatorSpec {
+        family: setting.family,
+        measurements: setting.m,
+        image: shape,
+        seed: 3,
+    };
+    let op = match build_operator(&spec, device) {
+        Ok(op) => op,
+        Err(SensingError::InvalidSetting(why)) if setting.m > N => {
+            assert!(why.contains(&setting.m.to_string()), "{why}");
+            return None;
+        }
+        Err(e) => panic!("{setting:?}: {e}"),
+    };
+    // Δ from the data needs at least two distinct measurements: a single one takes a fixed ADC range.
+    let step = if setting.m == 1 {
+        StepRule::FullScale { width: 8.0 }
+    } else {
+        StepRule::FromData
+    };
+    let quantizer = QuantizerSpec::from_bits(setting.bits, step).unwrap();
+    let set = simulate(
+        op.as_ref(),
+        truth(device),
+        quantizer,
+        setting.noise_std,
+        5,
+        vec!["blob".into()],
+    )
+    .unwrap_or_else(|e| panic!("{setting:?}: {e}"));
+    let obs = Observation::from_set(&set, device);
+    let (sgm, ep) = (
+        QcsSgmScore::default(),
+        EpScore {
+            config: EpConfig::for_bits(setting.bits),
+        },
+    );
+    let checked = Checked {
+        setting,
+        inner: if setting.plus { &ep } else { &sgm },
+        calls: Cell::new(0),
+        worst: Cell::new(0.0),
+    };
+    let config = LangevinConfig {
+        steps_per_level: 1,
+        epsilon: 2e-4,
+        weight: if setting.plus {
+            LikelihoodWeight::NormRatio(1.0)
+        } else {
+            LikelihoodWeight::Fixed(1.0)
+        },
+        levels: LevelSubset::Count { count: 5 },
+        final_denoise: true,
+        chains: 1,
+        seed: 11,
+    };
+    let posterior = sample_posterior(
+        net,
+        Some((&checked, op.as_ref(), &obs)),
+        &config,
+        1,
+        shape,
+        &mut |_| {},
+    )
+    .unwrap_or_else(|e| panic!("{setting:?}: {e}"));
+    let mean = common::host(posterior.mean);
+    assert!(
+        mean.iter()
+            .all(|v| v.is_finite() && (0.0..=1.0).contains(v)),
+        "{setting:?}: reconstruction outside [0, 1] or not finite"
+    );
+    assert_eq!(checked.calls.get(), 5, "{setting:?}: one score per step");
+    Some((checked.calls.get(), checked.worst.get()))
+}
+
+#[test]
+fn every_bit_depth_and_noise_level_stays_finite() {
+    let device = qcs_testkit::device();
+    let net = network(&device);
+    let mut runs = 0;
+    for bits in (1..=8).map(Some).chain([None]) {
+        for noise_std in [0.0, 1e-4, 0.05, 0.5] {
+            for plus in [false, true] {
+                let setting = Setting {
+                    family: Family::Gaussian,
+                    m: N / 2,
+                    bits,
+                    noise_std,
+                    plus,
+                };
+                runs += usize::from(run(setting, &net, &device).is_some());
+            }
+        }
+    }
+    assert_eq!(runs, 9 * 4 * 2);
+}
+
+#[test]
+fn every_operator_and_measurement_count_stays_finite() {
+    let device = qcs_testkit::device();
+    let net = network(&device);
+    let families = [
+        Family::Gaussian,
+        Family::IllConditioned { kappa: 1e6 },
+        Family::Correlated { rho: 0.95 },
+        Family::Dct,
+        Family::Hadamard,
+    ];
+    let (mut runs, mut refused) = (0, 0);
+    for family in families {
+        for m in [1, 10, N / 2, N, 2 * N] {
+            for bits in [Some(1), Some(3), None] {
+                for plus in [false, true] {
+                    let setting = Setting {
+                        family,
+                        m,
+                        bits,
+                        noise_std: 0.05,
+                        plus,
+                    };
+                    match run(setting, &net, &device) {
+                        Some(_) => runs += 1,
+                        None => refused += 1,
+                    }
+                }
+            }
+        }
+    }
+    // M = 2N is refused by the families built on an orthogonal basis (ill-conditioned, DCT, Hadamard) and
+    // accepted by the Gaussian and correlated ones.
+    assert_eq!(refused, 3 * 3 * 2, "{runs} runs, {refused} refused");
+    assert_eq!(runs, 5 * 5 * 3 * 2 - refused);
+}
