@@ -67,7 +67,9 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     )?;
     let truth = eval_images(args, &config, ImageSpec::new(channels, size, size))?;
 
+    let fingerprint = Fingerprint::of(args, &config, &truth)?;
     let (file, rows) = ResultsFile::open(&args.out, args.resume)?;
+    fingerprint.check_or_write(&args.out)?;
     let context = Shared {
         args,
         config: &config,
@@ -78,6 +80,91 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let command = command_line();
     let rows = run_pending(&context, &settings, file, rows, &command)?;
     finish(&args.out, &rows, &command)
+}
+
+/// What a row of `results.csv` depends on beyond its own columns: kept in `run.json`, so `--resume` refuses
+/// to mix rows of different models, images, seeds, chains or configs.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Fingerprint {
+    /// The model file and an FNV-1a hash of its bytes (none when only baselines run).
+    model: Option<(String, String)>,
+    /// The config file and a hash of its text.
+    config: (String, String),
+    /// The evaluated images, in order.
+    images: Vec<String>,
+    /// Seed of operators, noise and sampler.
+    seed: u64,
+    /// Chains per image.
+    chains: usize,
+}
+
+fn fnv1a(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
+impl Fingerprint {
+    fn of(args: &EvalArgs, config: &Config, truth: &Dataset) -> Result<Self> {
+        let hashed = |path: &Path| -> Result<(String, String)> {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            Ok((path.display().to_string(), fnv1a(&bytes)))
+        };
+        let needs_prior = crate::sweep::methods(&args.methods, config)?
+            .iter()
+            .any(|m| m.uses_prior());
+        let model_path = args
+            .model
+            .clone()
+            .unwrap_or_else(|| config.model.path.clone());
+        Ok(Self {
+            model: needs_prior.then(|| hashed(&model_path)).transpose()?,
+            config: hashed(&args.config)?,
+            images: truth.names().to_vec(),
+            seed: args.seed.unwrap_or(config.sampler.seed),
+            chains: args.chains.unwrap_or(config.sampler.chains),
+        })
+    }
+
+    /// Writes `run.json` for a new run; for a resumed one, checks that it matches.
+    fn check_or_write(&self, out: &Path) -> Result<()> {
+        let path = out.join("run.json");
+        if path.exists() {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let earlier: Self = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a qcs eval run file", path.display()))?;
+            let mut differences = Vec::new();
+            if earlier.model != self.model {
+                differences.push("the model");
+            }
+            if earlier.config != self.config {
+                differences.push("the config file");
+            }
+            if earlier.images != self.images {
+                differences.push("the images");
+            }
+            if earlier.seed != self.seed {
+                differences.push("--seed");
+            }
+            if earlier.chains != self.chains {
+                differences.push("--chains");
+            }
+            if !differences.is_empty() {
+                bail!(
+                    "--resume: {} differ from the run in {} ({}); choose another --out",
+                    differences.join(", "),
+                    out.display(),
+                    path.display()
+                );
+            }
+            return Ok(());
+        }
+        let text = serde_json::to_string_pretty(self)? + "\n";
+        write_atomically(&path, &text)
+    }
 }
 
 impl Shared<'_> {

@@ -149,6 +149,11 @@ fn resume_adds_only_the_missing_cells() {
     let lines = csv_lines(&out);
     assert_eq!(lines.len(), 1 + 8);
     assert_eq!(lines.iter().filter(|l| l.starts_with("biht,")).count(), 4);
+    // Rows made with another seed are not mixed in.
+    let other = eval_with(&config, &out, "biht", &["--resume", "--seed", "7"]);
+    assert!(!other.status.success());
+    assert!(stderr(&other).contains("--seed"), "{}", stderr(&other));
+    assert_eq!(csv_lines(&out).len(), 1 + 8);
 }
 
 #[test]
