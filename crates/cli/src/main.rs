@@ -3,7 +3,6 @@
 mod args;
 mod backend;
 mod bench;
-mod config;
 mod eval;
 mod measure;
 mod output;
@@ -18,6 +17,7 @@ mod train;
 
 use anyhow::Result;
 use clap::Parser;
+use qcs_cli::config;
 
 use args::{Cli, Command};
 
