@@ -212,8 +212,10 @@ fn correlated_matrix_has_the_specified_row_and_column_correlation() {
 
 #[test]
 fn the_same_spec_gives_the_same_operator_on_every_backend() {
-    let outputs: Vec<Vec<f32>> = devices()
+    let reference = [("flex", qcs_testkit::reference_device())];
+    let outputs: Vec<Vec<f32>> = reference
         .into_iter()
+        .chain(devices())
         .map(|(_, device)| {
             let (_, x) = random_matrix(2, 96, 3, &device);
             let mut out = Vec::new();
@@ -225,8 +227,13 @@ fn the_same_spec_gives_the_same_operator_on_every_backend() {
             out
         })
         .collect();
-    for (a, b) in outputs[0].iter().zip(&outputs[1]) {
-        assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()));
+    for other in &outputs[1..] {
+        for (a, b) in outputs[0].iter().zip(other) {
+            assert!(
+                (a - b).abs() <= 1e-5 * (1.0 + a.abs()),
+                "{a} against flex's {b}"
+            );
+        }
     }
 }
 

@@ -29,10 +29,7 @@ pub fn named_device(name: &str) -> Result<NamedDevice, String> {
 
 #[cfg(feature = "wgpu")]
 fn wgpu_device() -> Result<NamedDevice, String> {
-    Ok((
-        "wgpu",
-        Device::wgpu(burn::backend::wgpu::WgpuDevice::DefaultDevice),
-    ))
+    Ok(("wgpu", Device::wgpu(DeviceKind::DefaultDevice)))
 }
 
 #[cfg(not(feature = "wgpu"))]
