@@ -9,7 +9,6 @@ mod common;
 use burn::prelude::*;
 use qcs_likelihood::{EpConfig, EpScore, LikelihoodScore, Observation, QcsSgmScore};
 use qcs_sampler::{sample_posterior, LangevinConfig, LevelSubset, LikelihoodWeight};
-use qcs_score_net::NcsnV2Config;
 use qcs_sensing::{
     build_operator, simulate, Family, ImageShape, OperatorSpec, QuantizerSpec, StepRule,
 };
@@ -21,20 +20,7 @@ struct Problem {
 }
 
 fn problem(device: &Device) -> Problem {
-    let config = NcsnV2Config {
-        ngf: 8,
-        channels: 1,
-        image_size: 28,
-        num_levels: 10,
-        sigma_begin: 50.0,
-        sigma_end: 0.01,
-    };
-    let net = qcs_score_net::load_safetensors(
-        &config,
-        qcs_testkit::fixture_path("ncsnv2_mnist_ngf8_weights.safetensors"),
-        device,
-    )
-    .unwrap();
+    let net = common::fixture_network(device);
     let shape = ImageShape::new(1, 28, 28).unwrap();
     let spec = OperatorSpec {
         family: Family::Gaussian,

@@ -128,3 +128,21 @@ pub fn tolerances(chains: usize, bias: f64) -> (f64, f64) {
     let n = chains as f64;
     (5.0 / n.sqrt() + bias, 5.0 / (2.0 * (n - 1.0)).sqrt() + bias)
 }
+
+/// The reference ngf-8 NCSNv2 of the fixtures (28×28×1, 10 levels from σ = 50 to 0.01) on `device`.
+pub fn fixture_network(device: &Device) -> qcs_score_net::NcsnV2 {
+    let config = qcs_score_net::NcsnV2Config {
+        ngf: 8,
+        channels: 1,
+        image_size: 28,
+        num_levels: 10,
+        sigma_begin: 50.0,
+        sigma_end: 0.01,
+    };
+    qcs_score_net::load_safetensors(
+        &config,
+        qcs_testkit::fixture_path("ncsnv2_mnist_ngf8_weights.safetensors"),
+        device,
+    )
+    .expect("the fixture network loads")
+}

@@ -12,7 +12,7 @@ use std::cell::Cell;
 use burn::prelude::*;
 use qcs_likelihood::{EpConfig, EpScore, LikelihoodScore, Observation, QcsSgmScore};
 use qcs_sampler::{sample_posterior, LangevinConfig, LevelSubset, LikelihoodWeight};
-use qcs_score_net::{NcsnV2, NcsnV2Config};
+use qcs_score_net::NcsnV2;
 use qcs_sensing::{
     build_operator, simulate, Family, ImageShape, Operator, OperatorSpec, QuantizerSpec,
     SensingError, StepRule,
@@ -54,20 +54,7 @@ impl LikelihoodScore for Checked<'_> {
 }
 
 fn network(device: &Device) -> NcsnV2 {
-    let config = NcsnV2Config {
-        ngf: 8,
-        channels: 1,
-        image_size: 28,
-        num_levels: 10,
-        sigma_begin: 50.0,
-        sigma_end: 0.01,
-    };
-    qcs_score_net::load_safetensors(
-        &config,
-        qcs_testkit::fixture_path("ncsnv2_mnist_ngf8_weights.safetensors"),
-        device,
-    )
-    .expect("fixture network")
+    common::fixture_network(device)
 }
 
 /// A smooth blob in [0, 1], 28×28.

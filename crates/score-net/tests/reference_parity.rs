@@ -28,15 +28,7 @@ fn floats(data: TensorData) -> Vec<f64> {
         .expect("float data")
 }
 
-fn relative_error(ours: &[f64], reference: &[f64]) -> f64 {
-    let diff: f64 = ours
-        .iter()
-        .zip(reference)
-        .map(|(a, b)| (a - b).powi(2))
-        .sum();
-    let norm: f64 = reference.iter().map(|b| b * b).sum();
-    (diff / norm).sqrt()
-}
+use qcs_testkit::rel_l2 as relative_error;
 
 /// Loads `<stem>_weights`, runs it on the inputs of `<stem>_io` and returns the relative error
 /// against the reference outputs.
