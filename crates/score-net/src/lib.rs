@@ -35,4 +35,7 @@ mod weights;
 
 pub use error::ScoreNetError;
 pub use ncsnv2::{Architecture, NcsnV2, NcsnV2Config};
-pub use weights::{load_burnpack, load_safetensors, save_burnpack, save_safetensors, Precision};
+pub use weights::{
+    load_burnpack, load_burnpack_bytes, load_safetensors, load_safetensors_bytes, save_burnpack,
+    save_safetensors, Precision,
+};

@@ -60,6 +60,22 @@ pub fn load_safetensors(
     load(config, device, path, store)
 }
 
+/// [`load_safetensors`] from the bytes of a file; `origin` names it in errors.
+pub fn load_safetensors_bytes(
+    config: &NcsnV2Config,
+    bytes: Vec<u8>,
+    origin: &Path,
+    device: &Device,
+) -> Result<NcsnV2, ScoreNetError> {
+    let store = SafetensorsStore::from_bytes(Some(bytes))
+        .remap(from_reference())
+        .skip_enum_variants(true)
+        .with_from_adapter(FloatCastAdapter::to(DType::F32))
+        .allow_partial(true)
+        .validate(false);
+    load(config, device, origin, store)
+}
+
 /// Writes the network's parameters, `sigmas` included, as f32 SafeTensors with the reference
 /// state-dict names, in a file with permissions 0644. An existing file is replaced.
 pub fn save_safetensors(model: &NcsnV2, path: impl AsRef<Path>) -> Result<(), ScoreNetError> {
@@ -89,6 +105,21 @@ pub fn load_burnpack(
         .allow_partial(true)
         .validate(false);
     load(config, device, path, store)
+}
+
+/// [`load_burnpack`] from the bytes of a file; `origin` names it in errors.
+pub fn load_burnpack_bytes(
+    config: &NcsnV2Config,
+    bytes: Vec<u8>,
+    origin: &Path,
+    device: &Device,
+) -> Result<NcsnV2, ScoreNetError> {
+    let store = BurnpackStore::from_bytes(Some(burn::tensor::Bytes::from_bytes_vec(bytes)))
+        .remap(from_reference())
+        .with_from_adapter(FloatCastAdapter::to(DType::F32))
+        .allow_partial(true)
+        .validate(false);
+    load(config, device, origin, store)
 }
 
 /// Writes the network's parameters as burnpack with the reference names, in `precision`, in a
