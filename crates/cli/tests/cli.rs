@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-use common::{files_in, qcs, root, stderr, tiny_config, write_images};
+use common::{files_in, qcs, stderr, tiny_config, tiny_train_config, write_images};
 
 #[test]
 fn info_names_the_compiled_backend() {
@@ -304,21 +302,6 @@ fn a_corrupt_measurement_file_is_refused() {
     assert_eq!(files_in(&out), 0);
 }
 
-/// A training config for a 4-channel network on 28×28 digits with 6 levels.
-fn tiny_train_config(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(root().join("configs/mnist-cpu.toml"))
-        .unwrap()
-        .replace("ngf = 16", "ngf = 4")
-        .replace("num_levels = 232", "num_levels = 6")
-        .replace("levels = 232", "levels = 6")
-        .replace("steps_per_level = 5", "steps_per_level = 1")
-        .replace("batch_size = 32", "batch_size = 4")
-        .replace("checkpoint_every = 250", "checkpoint_every = 2");
-    let path = dir.join("train.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[test]
 fn train_resume_and_sample_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
@@ -329,7 +312,7 @@ fn train_resume_and_sample_end_to_end() {
     let data = qcs_data::Dataset::new(qcs_data::ImageSpec::new(1, 28, 28), pixels, names).unwrap();
     let idx = tmp.path().join("train-images-idx3-ubyte.gz");
     qcs_data::write_idx_images(&idx, &data).unwrap();
-    let config = tiny_train_config(tmp.path());
+    let config = tiny_train_config(tmp.path(), 2);
     let run_dir = tmp.path().join("run");
     let (c, d, o) = (
         config.to_str().unwrap(),
@@ -385,7 +368,7 @@ fn training_data_of_another_size_is_refused() {
     .unwrap();
     let idx = tmp.path().join("small.idx");
     qcs_data::write_idx_images(&idx, &data).unwrap();
-    let config = tiny_train_config(tmp.path());
+    let config = tiny_train_config(tmp.path(), 2);
     let out = tmp.path().join("run");
     let run = qcs(&[
         "train",

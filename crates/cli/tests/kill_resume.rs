@@ -7,22 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{qcs, root, stderr};
-
-/// A 4-channel network on 28×28 with 6 levels, batch 4, a checkpoint after every step.
-fn config(dir: &Path) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(root().join("configs/mnist-cpu.toml"))
-        .unwrap()
-        .replace("ngf = 16", "ngf = 4")
-        .replace("num_levels = 232", "num_levels = 6")
-        .replace("levels = 232", "levels = 6")
-        .replace("steps_per_level = 5", "steps_per_level = 1")
-        .replace("batch_size = 32", "batch_size = 4")
-        .replace("checkpoint_every = 250", "checkpoint_every = 1");
-    let path = dir.join("train.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use common::{qcs, root, stderr, tiny_train_config};
 
 /// The steps of the complete checkpoints in the run folder.
 fn complete_steps(run: &Path) -> Vec<usize> {
@@ -52,7 +37,7 @@ fn sigkill_at_any_moment_leaves_a_complete_checkpoint_to_resume_from() {
     let data = qcs_data::Dataset::new(qcs_data::ImageSpec::new(1, 28, 28), pixels, names).unwrap();
     let idx = tmp.path().join("train-idx3-ubyte");
     qcs_data::write_idx_images(&idx, &data).unwrap();
-    let config = config(tmp.path());
+    let config = tiny_train_config(tmp.path(), 1);
     let run = tmp.path().join("run");
     let (c, d, o) = (
         config.to_str().unwrap(),

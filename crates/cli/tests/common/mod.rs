@@ -44,6 +44,25 @@ pub fn tiny_config(dir: &Path, matrix: &str, measurements: usize) -> PathBuf {
     path
 }
 
+/// A training config for a 4-channel network on 28×28 with 6 levels, batch 4, a checkpoint every
+/// `checkpoint_every` steps.
+pub fn tiny_train_config(dir: &Path, checkpoint_every: usize) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("configs/mnist-cpu.toml"))
+        .unwrap()
+        .replace("ngf = 16", "ngf = 4")
+        .replace("num_levels = 232", "num_levels = 6")
+        .replace("levels = 232", "levels = 6")
+        .replace("steps_per_level = 5", "steps_per_level = 1")
+        .replace("batch_size = 32", "batch_size = 4")
+        .replace(
+            "checkpoint_every = 250",
+            &format!("checkpoint_every = {checkpoint_every}"),
+        );
+    let path = dir.join("train.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// Writes `count` square PNG blobs of side `size` (gray, or RGB) into `dir` as img<k>.png.
 pub fn write_images(dir: &Path, count: usize, size: u32, rgb: bool) {
     for k in 0..count {
