@@ -32,6 +32,26 @@ pub enum Command {
     Info,
 }
 
+/// Float precision of the score network's arithmetic.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// 32-bit floats.
+    #[default]
+    F32,
+    /// 16-bit floats (weights and activations; the likelihood and the Langevin update stay f32).
+    F16,
+}
+
+impl Precision {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+        }
+    }
+}
+
 /// Settings of the measurement simulation shared by `reconstruct` and `measure`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct MeasurementFlags {
@@ -67,6 +87,10 @@ pub struct ReconstructArgs {
     /// Configuration file (the default runs the shipped MNIST prior on a shortened schedule).
     #[arg(long, default_value = "configs/mnist-quick.toml")]
     pub config: PathBuf,
+    /// Float precision of the score network: f32, or f16 (faster on GPUs; the likelihood and the
+    /// update stay f32).
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
     /// Score-network weights (config: model.path).
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -172,6 +196,10 @@ pub struct SampleArgs {
     /// Configuration file ([model] and [sampler]).
     #[arg(long, default_value = "configs/mnist.toml")]
     pub config: PathBuf,
+    /// Float precision of the score network: f32, or f16 (faster on GPUs; the likelihood and the
+    /// update stay f32).
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
     /// Score-network weights (config: model.path).
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -199,6 +227,10 @@ pub struct EvalArgs {
     /// Configuration file (model, measurement and sampler defaults).
     #[arg(long, default_value = "configs/mnist.toml")]
     pub config: PathBuf,
+    /// Float precision of the score network: f32, or f16 (faster on GPUs; the likelihood and the
+    /// update stay f32).
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
     /// Score-network weights (config: model.path); used by qcs-sgm and qcs-sgm-plus only.
     #[arg(long)]
     pub model: Option<PathBuf>,

@@ -8,17 +8,22 @@
 //! clock read.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 use clap::Args;
+use qcs_data::{Dataset, ImageSpec};
 use qcs_likelihood::{Observation, QcsSgmScore};
 use qcs_sampler::{sample_posterior, LangevinConfig, LevelSubset, LikelihoodWeight};
+use qcs_score_net::train::{train, TrainConfig};
 use qcs_score_net::NcsnV2Config;
 use qcs_sensing::{build_operator, simulate, Family, ImageShape, OperatorSpec, QuantizerSpec};
 use serde::Serialize;
 
+use crate::args::Precision;
 use crate::backend;
 
 /// Network evaluations of the reference schedule: 232 levels × 5 steps + the final denoising step.
@@ -49,7 +54,14 @@ pub struct BenchArgs {
     /// Langevin steps per timed sampler run.
     #[arg(long, default_value_t = 10)]
     pub steps: usize,
-    /// A small fast subset: ngf 32, batch 1 and 10, 28×28, 3 repeats.
+    /// Images per training step for the training benchmark (one denoising-score-matching step:
+    /// forward, backward, Adam, EMA) at every ngf on 28×28; 0 skips it.
+    #[arg(long, default_value_t = 128)]
+    pub train_batch: usize,
+    /// Float precision of the network in the forward and Langevin figures (training is f32).
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
+    /// A small fast subset: ngf 32, batch 1 and 10, 28×28, 3 repeats, no training.
     #[arg(long)]
     pub quick: bool,
     /// Where to write the JSON results.
@@ -74,11 +86,26 @@ pub struct Case {
     pub images_per_s: f64,
 }
 
+/// One measured training configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainCase {
+    /// Base channel count.
+    pub ngf: usize,
+    /// Channels × height × width of the images.
+    pub image: [usize; 3],
+    /// Images per step.
+    pub batch: usize,
+    /// Median milliseconds per optimizer step (batch draw and upload, loss, backward, Adam, EMA).
+    pub step_ms: f64,
+}
+
 /// What `qcs bench` writes.
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
     /// The compiled-in backend.
     pub backend: String,
+    /// Float precision of the network in the forward and Langevin figures.
+    pub precision: String,
     /// The device, as burn names it.
     pub device: String,
     /// Network evaluations assumed for `images_per_s`.
@@ -89,6 +116,8 @@ pub struct BenchReport {
     pub steps: usize,
     /// The measured cases.
     pub cases: Vec<Case>,
+    /// The measured training steps.
+    pub training: Vec<TrainCase>,
 }
 
 fn image_of(size: usize) -> Result<[usize; 3]> {
@@ -152,6 +181,12 @@ fn measure(
         sigma_end: 0.01,
     };
     let model = net.init(device).context("building the network")?;
+    let model = match args.precision {
+        Precision::F32 => model,
+        Precision::F16 => model
+            .with_precision(FloatDType::F16)
+            .context("--precision")?,
+    };
     let shape = ImageShape::new(image[0], image[1], image[2])?;
     let n = shape.numel();
 
@@ -212,6 +247,64 @@ fn measure(
     })
 }
 
+/// Times training steps of a fresh network on random images: `warmup` untimed steps, then the
+/// median of `repeats` step intervals, each clock read after a device synchronisation.
+fn measure_training(args: &BenchArgs, ngf: usize, device: &Device) -> Result<TrainCase> {
+    let image = [1, 28, 28];
+    let net = NcsnV2Config {
+        ngf,
+        channels: image[0],
+        image_size: image[1],
+        num_levels: 232,
+        sigma_begin: 50.0,
+        sigma_end: 0.01,
+    };
+    let steps = args.warmup.max(1) + args.repeats;
+    let config = TrainConfig::new(net, steps)
+        .with_batch_size(args.train_batch)
+        .with_checkpoint_every(steps + 1)
+        .with_log_every(steps + 1);
+    let count = args.train_batch.max(256);
+    let pixels: Vec<f32> = (0..count * 28 * 28)
+        .map(|i| ((i * 2_654_435_761) % 1000) as f32 / 1000.0)
+        .collect();
+    let names = (0..count).map(|i| format!("bench-{i}")).collect();
+    let data = Dataset::new(ImageSpec::new(1, 28, 28), pixels, names)?;
+    let dir = std::env::temp_dir().join(format!("qcs-bench-train-{}-{ngf}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut stamps = Vec::with_capacity(steps);
+    let mut sync_error = None;
+    let outcome = train(
+        &config,
+        &data,
+        &dir,
+        device,
+        |_| {
+            if let Err(e) = device.sync() {
+                sync_error.get_or_insert(format!("{e:?}"));
+            }
+            stamps.push(Instant::now());
+        },
+        &AtomicBool::new(false),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome.context("training")?;
+    if let Some(e) = sync_error {
+        bail!("device synchronisation: {e}");
+    }
+    let skip = args.warmup.max(1) - 1;
+    let intervals = stamps[skip..]
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64() * 1e3)
+        .collect();
+    Ok(TrainCase {
+        ngf,
+        image,
+        batch: args.train_batch,
+        step_ms: median(intervals),
+    })
+}
+
 /// The cases to run, in order.
 fn cases(args: &BenchArgs) -> Result<Vec<(usize, [usize; 3], usize)>> {
     if args.repeats == 0 || args.steps == 0 {
@@ -254,8 +347,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ..*args
     };
     eprintln!(
-        "qcs bench on {} ({device:?}): {} cases, median of {} runs after {} warm-up",
+        "qcs bench on {} ({device:?}), network in {}: {} cases, median of {} runs after {} warm-up",
         backend::BACKEND,
+        args.precision.name(),
         plan.len(),
         args.repeats,
         args.warmup
@@ -281,13 +375,30 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
         measured.push(case);
     }
+    let mut training = Vec::new();
+    if args.train_batch > 0 && !args.quick && args.size.contains(&28) {
+        println!();
+        println!("| ngf | image | train batch | ms per training step |");
+        println!("|---:|---|---:|---:|");
+        for &ngf in &args.ngf {
+            let case = measure_training(args, ngf, &device)
+                .with_context(|| format!("training step, ngf {ngf}"))?;
+            println!(
+                "| {} | 28×28×1 | {} | {:.1} |",
+                case.ngf, case.batch, case.step_ms
+            );
+            training.push(case);
+        }
+    }
     let report = BenchReport {
         backend: backend::BACKEND.to_owned(),
+        precision: args.precision.name().to_owned(),
         device: format!("{device:?}"),
         reference_nfe: REFERENCE_NFE,
         repeats: args.repeats,
         steps: args.steps,
         cases: measured,
+        training,
     };
     let json = serde_json::to_vec_pretty(&report)?;
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -16,7 +16,7 @@ use qcs_sensing::{
     build_operator, simulate, ImageShape, MeasurementSet, Operator, QuantizerSpec, StepRule,
 };
 
-use crate::args::EvalArgs;
+use crate::args::{EvalArgs, Precision};
 use crate::config::{Config, SamplerSection};
 use crate::reconstruct::{langevin_config, reconstruct_all, slice_set, step_bar_style};
 use crate::report::score_images;
@@ -48,7 +48,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         .iter()
         .any(|m| m.uses_prior());
     let prior = if needs_prior {
-        let (model, net) = load_model(args.model.as_ref(), &config, &device)?;
+        let (model, net) = load_model(args.model.as_ref(), &config, args.precision, &device)?;
         Some(Prior { model, net })
     } else {
         None
@@ -96,6 +96,13 @@ struct Fingerprint {
     seed: u64,
     /// Chains per image.
     chains: usize,
+    /// Float precision of the network.
+    #[serde(default = "f32_name")]
+    precision: String,
+}
+
+fn f32_name() -> String {
+    Precision::F32.name().to_string()
 }
 
 fn fnv1a(bytes: &[u8]) -> String {
@@ -125,6 +132,7 @@ impl Fingerprint {
             images: truth.names().to_vec(),
             seed: args.seed.unwrap_or(config.sampler.seed),
             chains: args.chains.unwrap_or(config.sampler.chains),
+            precision: args.precision.name().to_string(),
         })
     }
 
@@ -485,7 +493,10 @@ fn row(
         psnr_se: quality.psnr_se,
         ssim: quality.ssim,
         seconds: outcome.seconds,
-        backend: backend::BACKEND.to_string(),
+        backend: match context.args.precision {
+            Precision::F32 => backend::BACKEND.to_string(),
+            precision => format!("{} {}", backend::BACKEND, precision.name()),
+        },
     }
 }
 

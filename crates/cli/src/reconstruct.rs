@@ -240,7 +240,7 @@ pub fn reconstruct_all(
 pub fn run(args: &ReconstructArgs) -> Result<()> {
     let config = Config::load(&args.config)?;
     let device = backend::device();
-    let (model, net) = load_model(args.model.as_ref(), &config, &device)?;
+    let (model, net) = load_model(args.model.as_ref(), &config, args.precision, &device)?;
     let sampler = sampler_settings(args, &config);
     crate::config::check_sampler(&sampler, config.model.num_levels)?;
     langevin_config(&sampler, net.num_levels)?;

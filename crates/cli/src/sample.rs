@@ -14,7 +14,7 @@ use crate::setup::{image_shape, image_spec, load_model};
 pub fn run(args: &SampleArgs) -> Result<()> {
     let config = Config::load(&args.config)?;
     let device = backend::device();
-    let (model, net) = load_model(args.model.as_ref(), &config, &device)?;
+    let (model, net) = load_model(args.model.as_ref(), &config, args.precision, &device)?;
     if args.count == 0 {
         anyhow::bail!("--count must be at least 1");
     }

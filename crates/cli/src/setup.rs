@@ -4,11 +4,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 use qcs_data::{Dataset, ImageSpec};
 use qcs_score_net::{NcsnV2, NcsnV2Config};
 use qcs_sensing::{Family, ImageShape, OperatorSpec, QuantizerSpec, StepRule};
 
-use crate::args::MeasurementFlags;
+use crate::args::{MeasurementFlags, Precision};
 use crate::config::{Config, MeasurementSection};
 
 /// The network configuration stored in a weight file: ngf from `begin_conv.weight` ([ngf, C, 3, 3]) and the
@@ -51,6 +52,7 @@ pub fn model_config(path: &Path, config: &Config) -> Result<NcsnV2Config> {
 pub fn load_model(
     flag: Option<&PathBuf>,
     config: &Config,
+    precision: Precision,
     device: &Device,
 ) -> Result<(NcsnV2, NcsnV2Config)> {
     let path = flag.unwrap_or(&config.model.path);
@@ -63,6 +65,12 @@ pub fn load_model(
     let net_config = model_config(path, config)?;
     let model = qcs_score_net::load_safetensors(&net_config, path, device)
         .with_context(|| format!("loading model {}", path.display()))?;
+    let model = match precision {
+        Precision::F32 => model,
+        Precision::F16 => model
+            .with_precision(FloatDType::F16)
+            .context("--precision")?,
+    };
     Ok((model, net_config))
 }
 

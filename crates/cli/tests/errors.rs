@@ -240,3 +240,51 @@ fn a_measurement_file_and_the_model_reproduce_a_reconstruction() {
         );
     }
 }
+
+/// `--precision f16` reconstructs within 0.1 dB of f32 (same seed, same measurements) where the backend
+/// computes in f16, and is refused by name where it cannot (ndarray); an unknown precision is a usage
+/// error.
+#[test]
+fn a_half_precision_network_matches_f32_or_is_refused_by_name() {
+    let (tmp, images, config, out) = setup("gaussian", 200);
+    let info = qcs(&["info"]);
+    let backend = String::from_utf8_lossy(&info.stdout).to_string();
+    let half = reconstruct(&config, &images, &out, &["--json", "--precision", "f16"]);
+    if !half.status.success() {
+        // ndarray has no f16 arithmetic; a GPU without shader-f16 has none either. flex has.
+        assert!(!backend.contains("backend: flex"), "{}", stderr(&half));
+        assert_refused(&half, &["--precision", "f16"], &out);
+        return;
+    }
+    assert!(!backend.contains("backend: ndarray"), "ndarray took f16");
+    let full_out = tmp.path().join("f32");
+    let full = reconstruct(
+        &config,
+        &images,
+        &full_out,
+        &["--json", "--precision", "f32"],
+    );
+    assert!(full.status.success(), "{}", stderr(&full));
+    let psnr = |o: &std::process::Output| -> Vec<f64> {
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        report["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["psnr"].as_f64().unwrap())
+            .collect()
+    };
+    let (half, full) = (psnr(&half), psnr(&full));
+    assert_eq!(half.len(), 2);
+    for (h, f) in half.iter().zip(&full) {
+        assert!((h - f).abs() < 0.1, "f16 {h:.3} dB against f32 {f:.3} dB");
+    }
+    let bad = reconstruct(
+        &config,
+        &images,
+        &tmp.path().join("bad"),
+        &["--precision", "f64"],
+    );
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("f64"), "{}", stderr(&bad));
+}

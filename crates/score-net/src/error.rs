@@ -5,6 +5,15 @@ use std::path::PathBuf;
 /// Everything that can go wrong while building, loading, saving or training an NCSNv2 network.
 #[derive(Debug, thiserror::Error)]
 pub enum ScoreNetError {
+    /// The device has no arithmetic in the float type asked for.
+    #[error("the device {device} cannot compute in {precision} (give f32)")]
+    UnsupportedPrecision {
+        /// The device, as burn names it.
+        device: String,
+        /// The float type asked for.
+        precision: String,
+    },
+
     /// The configuration describes a network that cannot be built.
     #[error("invalid NCSNv2 configuration: {0}")]
     InvalidConfig(String),

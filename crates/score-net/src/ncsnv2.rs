@@ -2,9 +2,9 @@
 //! `NCSNv2Deepest` class (256×256 images), one Rust type for both.
 
 use burn::config::Config;
-use burn::module::{Module, Param};
+use burn::module::{Module, ModuleMapper, Param};
 use burn::nn::conv::Conv2d;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
 
 use crate::blocks::norm::{InstanceNorm2dPlus, InstanceNorm2dPlusConfig};
 use crate::blocks::refine::{RefineBlock, RefineBlockConfig};
@@ -283,6 +283,9 @@ impl NcsnV2 {
     /// (`H`, `W` multiples of the architecture's [`Architecture::size_multiple`]), at the noise
     /// levels `levels` (0-based indices into [`Self::sigmas`]), shape `[B]`. The output has the
     /// shape of `x`.
+    ///
+    /// A network cast to 16-bit floats ([`Self::with_precision`]) computes in that precision but
+    /// takes and returns f32, like an f32 one.
     pub fn forward(&self, x: Tensor<4>, levels: Tensor<1, Int>) -> Tensor<4> {
         let [batch, _, _, _] = x.dims();
         let sigma = self
@@ -290,7 +293,48 @@ impl NcsnV2 {
             .val()
             .select(0, levels)
             .reshape([batch, 1, 1, 1]);
-        self.unscaled(x.mul_scalar(2.0).sub_scalar(1.0)) / sigma
+        let dtype = self.float_dtype();
+        let h = x.mul_scalar(2.0).sub_scalar(1.0);
+        let out = if dtype == DType::F32 {
+            self.unscaled(h)
+        } else {
+            self.unscaled(h.cast(FloatDType::from(dtype)))
+                .cast(FloatDType::F32)
+        };
+        out / sigma
+    }
+
+    /// The network with every weight cast to `precision` (f16 or bf16 halve the memory traffic of
+    /// inference; f32 undoes a cast up to its rounding). The noise levels stay f32, and
+    /// [`Self::forward`] still takes and returns f32. For inference: training keeps f32.
+    ///
+    /// # Errors
+    /// [`ScoreNetError::UnsupportedPrecision`] if the network's device has no arithmetic in
+    /// `precision` (burn's ndarray backend has none in 16 bits).
+    pub fn with_precision(self, precision: FloatDType) -> Result<Self, ScoreNetError> {
+        let device = self.sigmas.val().device();
+        if !device.supports_dtype(DType::from(precision)) {
+            return Err(ScoreNetError::UnsupportedPrecision {
+                device: format!("{device:?}"),
+                precision: format!("{precision:?}").to_lowercase(),
+            });
+        }
+        struct Cast(FloatDType);
+        impl ModuleMapper for Cast {
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                let dtype = self.0;
+                param.map(|t| t.cast(dtype))
+            }
+        }
+        let sigmas = self.sigmas.clone();
+        let mut net = self.map(&mut Cast(precision));
+        net.sigmas = sigmas;
+        Ok(net)
+    }
+
+    /// The float type the network computes in: that of its weights.
+    pub fn float_dtype(&self) -> DType {
+        self.begin_conv.weight.val().dtype()
     }
 
     /// The noise levels `σ_1 > … > σ_L`, shape `[L]`.

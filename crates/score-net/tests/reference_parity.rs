@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use burn::store::{bridge, ModuleStore, SafetensorsStore};
-use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, Distribution, FloatDType, Int, Tensor, TensorData};
 use qcs_score_net::{load_safetensors, NcsnV2Config};
 
 /// Largest accepted `‖ours − reference‖ / ‖reference‖`.
@@ -70,6 +70,54 @@ fn cifar_32x32x3_matches_the_reference() {
     for (name, device) in qcs_testkit::devices() {
         let error = parity("ncsnv2_cifar_ngf8", cifar(), &device);
         assert!(error < TOLERANCE, "{name}: relative L2 error {error:.3e}");
+    }
+}
+
+/// In 16-bit floats the network stays within f16 rounding of the reference, where the device
+/// computes in f16; where it cannot (ndarray), the cast is refused with an error naming f16.
+#[test]
+fn half_precision_stays_close_to_the_reference() {
+    for (name, device) in qcs_testkit::devices() {
+        let weights = fixture("ncsnv2_mnist_ngf8_weights.safetensors");
+        let io = fixture("ncsnv2_mnist_ngf8_io.safetensors");
+        let net = load_safetensors(&mnist(), &weights, &device).expect("fixture weights load");
+        let reference =
+            load_safetensors(&mnist(), &weights, &device).expect("fixture weights load");
+        if !device.supports_dtype(DType::F16) {
+            let error = net
+                .with_precision(FloatDType::F16)
+                .expect_err("no f16 here");
+            assert!(error.to_string().contains("f16"), "{name}: {error}");
+            continue;
+        }
+        let half = reference
+            .with_precision(FloatDType::F16)
+            .expect("f16 network");
+        assert_eq!(half.float_dtype(), DType::F16, "{name}");
+        let x = Tensor::<4>::from_data(read(&io, "x"), &device);
+        let labels = Tensor::<1, Int>::from_data(read(&io, "labels"), &device);
+        let out = half.forward(x, labels);
+        assert_eq!(out.dtype(), DType::F32, "{name}: f32 out");
+        let error = relative_error(&floats(out.into_data()), &floats(read(&io, "out")));
+        println!("f16 on {name}: relative L2 error {error:.3e}");
+        // f16 keeps 11 significant bits (unit roundoff 4.9e-4); through ~30 layers the error
+        // grows to a few times that, far below the 1e-1 a wrong cast or a lost layer gives.
+        assert!(
+            error < 1e-2 && error > 1e-6,
+            "{name}: relative L2 error {error:.3e}"
+        );
+        // At the largest noise level (σ = 50 in the fixture schedule) pixels reach ±150: the
+        // squares inside InstanceNorm++ overflow f16 unless it normalizes in f32.
+        device.seed(7);
+        let noisy = Tensor::<4>::random([4, 1, 28, 28], Distribution::Normal(0.5, 50.0), &device);
+        let top = Tensor::<1, Int>::zeros([4], &device);
+        let want = floats(net.forward(noisy.clone(), top.clone()).into_data());
+        let got = floats(half.forward(noisy, top).into_data());
+        let error = relative_error(&got, &want);
+        println!("f16 on {name} at σ_1: relative L2 error {error:.3e}");
+        assert!(error < 1e-2, "{name}: relative L2 error {error:.3e} at σ_1");
+        let back = half.with_precision(FloatDType::F32).expect("f32 network");
+        assert_eq!(back.float_dtype(), DType::F32, "{name}");
     }
 }
 

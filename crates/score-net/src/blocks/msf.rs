@@ -3,7 +3,7 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, FloatDType, Tensor, TensorData};
 
 use super::conv::conv3x3;
 
@@ -73,6 +73,13 @@ fn resize_bilinear(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
         TensorData::new(interpolation_matrix(height, out_h), [out_h, height]),
         &device,
     );
+    let (r_w, r_h) = match x.dtype() {
+        DType::F32 => (r_w, r_h),
+        dtype => (
+            r_w.cast(FloatDType::from(dtype)),
+            r_h.cast(FloatDType::from(dtype)),
+        ),
+    };
     let along_w = x
         .reshape([batch * channels * height, width])
         .matmul(r_w.transpose());

@@ -3,7 +3,7 @@
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::Initializer;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, FloatDType, Tensor};
 
 /// Configuration of an [`InstanceNorm2dPlus`] layer.
 #[derive(Config, Debug)]
@@ -51,7 +51,19 @@ impl InstanceNorm2dPlusConfig {
 
 impl InstanceNorm2dPlus {
     /// Normalizes `x` of shape `[B, C, H, W]`; the output has the same shape.
+    ///
+    /// A 16-bit input is normalized in f32 (its squares overflow f16 at the large noise levels,
+    /// where pixels reach ±100) and the result cast back.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match x.dtype() {
+            DType::F32 => self.normalize(x),
+            dtype => self
+                .normalize(x.cast(FloatDType::F32))
+                .cast(FloatDType::from(dtype)),
+        }
+    }
+
+    fn normalize(&self, x: Tensor<4>) -> Tensor<4> {
         let [batch, channels, height, width] = x.dims();
         let (spatial_var, spatial_mean) = x
             .clone()
@@ -73,7 +85,10 @@ impl InstanceNorm2dPlus {
 /// A `[C]` parameter as a `[1, C, 1, 1]` tensor that broadcasts over `[B, C, H, W]`.
 fn per_channel(param: &Param<Tensor<1>>) -> Tensor<4> {
     let [channels] = param.dims();
-    param.val().reshape([1, channels, 1, 1])
+    param
+        .val()
+        .cast(FloatDType::F32)
+        .reshape([1, channels, 1, 1])
 }
 
 #[cfg(test)]
