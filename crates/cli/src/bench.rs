@@ -165,6 +165,18 @@ fn time_ms(
     Ok(median(times))
 }
 
+/// The network of the reference schedule (232 levels from σ = 50 to 0.01) for `image` = [C, H, W].
+fn reference_network(ngf: usize, image: [usize; 3]) -> NcsnV2Config {
+    NcsnV2Config {
+        ngf,
+        channels: image[0],
+        image_size: image[1],
+        num_levels: 232,
+        sigma_begin: 50.0,
+        sigma_end: 0.01,
+    }
+}
+
 fn measure(
     args: &BenchArgs,
     ngf: usize,
@@ -172,14 +184,7 @@ fn measure(
     batch: usize,
     device: &Device,
 ) -> Result<Case> {
-    let net = NcsnV2Config {
-        ngf,
-        channels: image[0],
-        image_size: image[1],
-        num_levels: 232,
-        sigma_begin: 50.0,
-        sigma_end: 0.01,
-    };
+    let net = reference_network(ngf, image);
     let model = net.init(device).context("building the network")?;
     let model = match args.precision {
         Precision::F32 => model,
@@ -251,14 +256,7 @@ fn measure(
 /// median of `repeats` step intervals, each clock read after a device synchronisation.
 fn measure_training(args: &BenchArgs, ngf: usize, device: &Device) -> Result<TrainCase> {
     let image = [1, 28, 28];
-    let net = NcsnV2Config {
-        ngf,
-        channels: image[0],
-        image_size: image[1],
-        num_levels: 232,
-        sigma_begin: 50.0,
-        sigma_end: 0.01,
-    };
+    let net = reference_network(ngf, image);
     let steps = args.warmup.max(1) + args.repeats;
     let config = TrainConfig::new(net, steps)
         .with_batch_size(args.train_batch)
