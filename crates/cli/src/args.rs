@@ -87,8 +87,8 @@ pub struct ReconstructArgs {
     /// Configuration file (the default runs the shipped MNIST prior on a shortened schedule).
     #[arg(long, default_value = "configs/mnist-quick.toml")]
     pub config: PathBuf,
-    /// Float precision of the score network: f32, or f16 (faster on GPUs; the likelihood and the
-    /// update stay f32).
+    /// Float precision of the score network: f32, or f16 (half the weight memory; its speed depends
+    /// on the GPU, see docs/BENCHMARKS.md; the likelihood and the update stay f32).
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
     /// Score-network weights (config: model.path).
@@ -196,8 +196,8 @@ pub struct SampleArgs {
     /// Configuration file ([model] and [sampler]).
     #[arg(long, default_value = "configs/mnist.toml")]
     pub config: PathBuf,
-    /// Float precision of the score network: f32, or f16 (faster on GPUs; the likelihood and the
-    /// update stay f32).
+    /// Float precision of the score network: f32, or f16 (half the weight memory; its speed depends
+    /// on the GPU, see docs/BENCHMARKS.md; the likelihood and the update stay f32).
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
     /// Score-network weights (config: model.path).
@@ -227,8 +227,8 @@ pub struct EvalArgs {
     /// Configuration file (model, measurement and sampler defaults).
     #[arg(long, default_value = "configs/mnist.toml")]
     pub config: PathBuf,
-    /// Float precision of the score network: f32, or f16 (faster on GPUs; the likelihood and the
-    /// update stay f32).
+    /// Float precision of the score network: f32, or f16 (half the weight memory; its speed depends
+    /// on the GPU, see docs/BENCHMARKS.md; the likelihood and the update stay f32).
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
     /// Score-network weights (config: model.path); used by qcs-sgm and qcs-sgm-plus only.

@@ -7,7 +7,7 @@
 //! the kernels); every figure is the median of `--repeats` runs, with a device synchronisation before each
 //! clock read.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -252,8 +252,9 @@ fn measure(
     })
 }
 
-/// Times training steps of a fresh network on random images: `warmup` untimed steps, then the
-/// median of `repeats` step intervals, each clock read after a device synchronisation.
+/// Times training steps of a fresh network on random images: `max(warmup, 1)` untimed steps (the
+/// first clock read needs one), then the median of `repeats` step intervals, each clock read after a
+/// device synchronisation. The run folder is a temporary directory, removed however the run ends.
 fn measure_training(args: &BenchArgs, ngf: usize, device: &Device) -> Result<TrainCase> {
     let image = [1, 28, 28];
     let net = reference_network(ngf, image);
@@ -264,18 +265,20 @@ fn measure_training(args: &BenchArgs, ngf: usize, device: &Device) -> Result<Tra
         .with_log_every(steps + 1);
     let count = args.train_batch.max(256);
     let pixels: Vec<f32> = (0..count * 28 * 28)
-        .map(|i| ((i * 2_654_435_761) % 1000) as f32 / 1000.0)
+        .map(|i| ((i * 761) % 1000) as f32 / 1000.0)
         .collect();
     let names = (0..count).map(|i| format!("bench-{i}")).collect();
     let data = Dataset::new(ImageSpec::new(1, 28, 28), pixels, names)?;
-    let dir = std::env::temp_dir().join(format!("qcs-bench-train-{}-{ngf}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = tempfile::Builder::new()
+        .prefix("qcs-bench-train-")
+        .tempdir()
+        .context("creating a temporary training folder")?;
     let mut stamps = Vec::with_capacity(steps);
     let mut sync_error = None;
     let outcome = train(
         &config,
         &data,
-        &dir,
+        dir.path(),
         device,
         |_| {
             if let Err(e) = device.sync() {
@@ -285,7 +288,7 @@ fn measure_training(args: &BenchArgs, ngf: usize, device: &Device) -> Result<Tra
         },
         &AtomicBool::new(false),
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     outcome.context("training")?;
     if let Some(e) = sync_error {
         bail!("device synchronisation: {e}");
@@ -332,6 +335,16 @@ fn cases(args: &BenchArgs) -> Result<Vec<(usize, [usize; 3], usize)>> {
     Ok(out)
 }
 
+/// Writes the report as JSON to `out` (atomically; its folder is created if needed).
+fn write_report(report: &BenchReport, out: &Path) -> Result<()> {
+    let json = serde_json::to_vec_pretty(report)?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    qcs_sensing::file::write_atomically(out, &json)
+        .with_context(|| format!("writing {}", out.display()))
+}
+
 /// Runs `qcs bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
     let plan = cases(args)?;
@@ -373,7 +386,19 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
         measured.push(case);
     }
-    let mut training = Vec::new();
+    let mut report = BenchReport {
+        backend: backend::BACKEND.to_owned(),
+        precision: args.precision.name().to_owned(),
+        device: format!("{device:?}"),
+        reference_nfe: REFERENCE_NFE,
+        repeats: args.repeats,
+        steps: args.steps,
+        cases: measured,
+        training: Vec::new(),
+    };
+    // Written now and again after each training case, so a failed or interrupted training
+    // measurement keeps the figures already taken.
+    write_report(&report, &args.out)?;
     if args.train_batch > 0 && !args.quick && args.size.contains(&28) {
         println!();
         println!("| ngf | image | train batch | ms per training step |");
@@ -385,25 +410,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 "| {} | 28×28×1 | {} | {:.1} |",
                 case.ngf, case.batch, case.step_ms
             );
-            training.push(case);
+            report.training.push(case);
+            write_report(&report, &args.out)?;
         }
     }
-    let report = BenchReport {
-        backend: backend::BACKEND.to_owned(),
-        precision: args.precision.name().to_owned(),
-        device: format!("{device:?}"),
-        reference_nfe: REFERENCE_NFE,
-        repeats: args.repeats,
-        steps: args.steps,
-        cases: measured,
-        training,
-    };
-    let json = serde_json::to_vec_pretty(&report)?;
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    qcs_sensing::file::write_atomically(&args.out, &json)
-        .with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }

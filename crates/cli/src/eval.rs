@@ -96,7 +96,7 @@ struct Fingerprint {
     seed: u64,
     /// Chains per image.
     chains: usize,
-    /// Float precision of the network.
+    /// Float precision of the network (f32 when only baselines run).
     #[serde(default = "f32_name")]
     precision: String,
 }
@@ -132,7 +132,11 @@ impl Fingerprint {
             images: truth.names().to_vec(),
             seed: args.seed.unwrap_or(config.sampler.seed),
             chains: args.chains.unwrap_or(config.sampler.chains),
-            precision: args.precision.name().to_string(),
+            precision: if needs_prior {
+                args.precision.name().to_string()
+            } else {
+                f32_name()
+            },
         })
     }
 
@@ -159,6 +163,9 @@ impl Fingerprint {
             }
             if earlier.chains != self.chains {
                 differences.push("--chains");
+            }
+            if earlier.precision != self.precision {
+                differences.push("--precision");
             }
             if !differences.is_empty() {
                 bail!(
@@ -493,9 +500,9 @@ fn row(
         psnr_se: quality.psnr_se,
         ssim: quality.ssim,
         seconds: outcome.seconds,
-        backend: match context.args.precision {
-            Precision::F32 => backend::BACKEND.to_string(),
-            precision => format!("{} {}", backend::BACKEND, precision.name()),
+        backend: match (cell.method.uses_prior(), context.args.precision) {
+            (true, Precision::F16) => format!("{} f16", backend::BACKEND),
+            _ => backend::BACKEND.to_string(),
         },
     }
 }

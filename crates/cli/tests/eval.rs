@@ -154,6 +154,29 @@ fn resume_adds_only_the_missing_cells() {
     assert!(!other.status.success());
     assert!(stderr(&other).contains("--seed"), "{}", stderr(&other));
     assert_eq!(csv_lines(&out).len(), 1 + 8);
+    // Baselines run no network: the precision does not split their rows.
+    let half = eval_with(&config, &out, "biht", &["--resume", "--precision", "f16"]);
+    assert!(half.status.success(), "{}", stderr(&half));
+    assert_eq!(csv_lines(&out).len(), 1 + 8);
+}
+
+#[test]
+fn resume_refuses_rows_of_the_network_in_another_precision() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(tmp.path());
+    let out = tmp.path().join("eval");
+    let first = eval_with(&config, &out, "qcs-sgm", &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let rows = csv_lines(&out).len();
+    let half = eval_with(
+        &config,
+        &out,
+        "qcs-sgm",
+        &["--resume", "--precision", "f16"],
+    );
+    assert!(!half.status.success(), "f16 rows mixed into an f32 run");
+    assert!(stderr(&half).contains("--precision"), "{}", stderr(&half));
+    assert_eq!(csv_lines(&out).len(), rows);
 }
 
 #[test]

@@ -53,7 +53,7 @@ impl InstanceNorm2dPlus {
     /// Normalizes `x` of shape `[B, C, H, W]`; the output has the same shape.
     ///
     /// A 16-bit input is normalized in f32 (its squares overflow f16 at the large noise levels,
-    /// where pixels reach ±100) and the result cast back.
+    /// where the network's input 2x − 1 reaches ±300) and the result cast back.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match x.dtype() {
             DType::F32 => self.normalize(x),
