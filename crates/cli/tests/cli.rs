@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{files_in, qcs, stderr, tiny_config, tiny_train_config, write_images};
+use common::{
+    files_in, qcs, stderr, tiny_config, tiny_train_config, write_images, write_training_idx,
+};
 
 #[test]
 fn info_names_the_compiled_backend() {
@@ -305,13 +307,7 @@ fn a_corrupt_measurement_file_is_refused() {
 #[test]
 fn train_resume_and_sample_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
-    let pixels: Vec<f32> = (0..8 * 784)
-        .map(|i| ((i * 37) % 101) as f32 / 100.0)
-        .collect();
-    let names = (0..8).map(|i| i.to_string()).collect();
-    let data = qcs_data::Dataset::new(qcs_data::ImageSpec::new(1, 28, 28), pixels, names).unwrap();
-    let idx = tmp.path().join("train-images-idx3-ubyte.gz");
-    qcs_data::write_idx_images(&idx, &data).unwrap();
+    let idx = write_training_idx(&tmp.path().join("train-images-idx3-ubyte.gz"));
     let config = tiny_train_config(tmp.path(), 2);
     let run_dir = tmp.path().join("run");
     let (c, d, o) = (

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{qcs, root, stderr, tiny_train_config};
+use common::{qcs, root, stderr, tiny_train_config, write_training_idx};
 
 /// The steps of the complete checkpoints in the run folder.
 fn complete_steps(run: &Path) -> Vec<usize> {
@@ -30,13 +30,7 @@ fn sigkill_at_any_moment_leaves_a_complete_checkpoint_to_resume_from() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let pixels: Vec<f32> = (0..8 * 784)
-        .map(|i| ((i * 37) % 101) as f32 / 100.0)
-        .collect();
-    let names = (0..8).map(|i| i.to_string()).collect();
-    let data = qcs_data::Dataset::new(qcs_data::ImageSpec::new(1, 28, 28), pixels, names).unwrap();
-    let idx = tmp.path().join("train-idx3-ubyte");
-    qcs_data::write_idx_images(&idx, &data).unwrap();
+    let idx = write_training_idx(&tmp.path().join("train-idx3-ubyte"));
     let config = tiny_train_config(tmp.path(), 1);
     let run = tmp.path().join("run");
     let (c, d, o) = (

@@ -107,3 +107,15 @@ pub fn assert_refused(run: &Output, expect: &[&str], out: &Path) {
     assert!(!message.contains("panicked"), "{message}");
     assert_eq!(files_in(out), 0, "no partial output in {}", out.display());
 }
+
+/// Writes 8 fixed 28×28 training images as an IDX file (gzip when `path` ends in `.gz`); returns `path`.
+#[allow(dead_code)]
+pub fn write_training_idx(path: &Path) -> PathBuf {
+    let pixels: Vec<f32> = (0..8 * 784)
+        .map(|i| ((i * 37) % 101) as f32 / 100.0)
+        .collect();
+    let names = (0..8).map(|i| i.to_string()).collect();
+    let data = qcs_data::Dataset::new(qcs_data::ImageSpec::new(1, 28, 28), pixels, names).unwrap();
+    qcs_data::write_idx_images(path, &data).unwrap();
+    path.to_path_buf()
+}
