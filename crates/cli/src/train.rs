@@ -83,10 +83,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let progress = |p: &TrainProgress| {
         bar.set_length(p.total_steps as u64);
         bar.set_position(p.step as u64);
-        bar.set_message(format!(
-            "loss {:.2} · {:.2} steps/s",
-            p.loss, p.steps_per_second
-        ));
+        let loss = p.loss.map_or_else(|| "…".to_owned(), |l| format!("{l:.2}"));
+        bar.set_message(format!("loss {loss} · {:.2} steps/s", p.steps_per_second));
     };
     let device = backend::device();
     eprintln!(

@@ -113,4 +113,8 @@ pub enum ScoreNetError {
         /// What is wrong with it.
         reason: String,
     },
+
+    /// The device could not hand back the training losses.
+    #[error("reading the training losses back from the device: {0}")]
+    LossReadBack(String),
 }

@@ -1,10 +1,15 @@
 //! The loss log: mean loss per bucket of noise levels, appended to `loss.csv` in the run folder
 //! (columns `step,bucket,mean_loss,count`; bucket `b` of `K` holds the levels `c` with
 //! `⌊cK/L⌋ = b`, level 0 being the largest σ).
+//!
+//! The sums stay on the device between rows: a step adds its per-image losses to them without a
+//! read-back, so the device is synchronised only when a row is written.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use burn::tensor::{Tensor, TensorData};
 
 use crate::error::ScoreNetError;
 
@@ -18,7 +23,8 @@ const HEADER: &str = "step,bucket,mean_loss,count";
 pub struct LossLog {
     path: PathBuf,
     num_levels: usize,
-    sums: Vec<f64>,
+    /// Per-bucket sums of the losses recorded since the last row, `[K]`, on the losses' device.
+    sums: Option<Tensor<1>>,
     counts: Vec<usize>,
 }
 
@@ -44,43 +50,68 @@ impl LossLog {
         Ok(Self {
             path,
             num_levels,
-            sums: vec![0.0; buckets],
-            counts: vec![0; buckets],
+            sums: None,
+            counts: vec![0; buckets.max(1)],
         })
     }
 
     /// The bucket of noise level `level`.
     pub fn bucket(&self, level: usize) -> usize {
-        (level * self.sums.len() / self.num_levels).min(self.sums.len() - 1)
+        let buckets = self.counts.len();
+        (level * buckets / self.num_levels).min(buckets - 1)
     }
 
-    /// Adds the losses of one batch, image by image with their levels.
-    pub fn record(&mut self, levels: &[i64], losses: &[f32]) {
-        for (&level, &loss) in levels.iter().zip(losses) {
+    /// Adds the losses `[B]` of one batch, image by image with their `levels`, on the losses'
+    /// device (no read-back).
+    pub fn record(&mut self, levels: &[i64], losses: Tensor<1>) {
+        let buckets = self.counts.len();
+        let mut one_hot = vec![0.0f32; levels.len() * buckets];
+        for (image, &level) in levels.iter().enumerate() {
             let bucket = self.bucket(usize::try_from(level).unwrap_or(0));
-            self.sums[bucket] += f64::from(loss);
+            one_hot[image * buckets + bucket] = 1.0;
             self.counts[bucket] += 1;
         }
+        let one_hot = Tensor::<2>::from_data(
+            TensorData::new(one_hot, [levels.len(), buckets]),
+            &losses.device(),
+        );
+        let sums = losses
+            .reshape([1, levels.len()])
+            .matmul(one_hot)
+            .reshape([buckets]);
+        self.sums = Some(match self.sums.take() {
+            Some(total) => total + sums,
+            None => sums,
+        });
     }
 
-    /// Appends one row per non-empty bucket for `step` and starts over.
-    pub fn flush(&mut self, step: usize) -> Result<(), ScoreNetError> {
+    /// Appends one row per non-empty bucket for `step` and starts over. Returns the mean loss
+    /// of all the images recorded since the last row (`None` if there were none).
+    pub fn flush(&mut self, step: usize) -> Result<Option<f32>, ScoreNetError> {
+        let Some(sums) = self.sums.take() else {
+            return Ok(None);
+        };
+        let sums = sums
+            .into_data()
+            .convert::<f64>()
+            .try_into_vec::<f64>()
+            .map_err(|e| ScoreNetError::LossReadBack(format!("{e:?}")))?;
         let mut rows = String::new();
-        for (bucket, (sum, count)) in self.sums.iter_mut().zip(&mut self.counts).enumerate() {
+        let (mut total, mut images) = (0.0f64, 0usize);
+        for (bucket, (sum, count)) in sums.iter().zip(&mut self.counts).enumerate() {
             if *count > 0 {
                 let mean = *sum / *count as f64;
                 rows.push_str(&format!("{step},{bucket},{mean},{count}\n"));
+                (total, images) = (total + sum, images + *count);
             }
-            (*sum, *count) = (0.0, 0);
-        }
-        if rows.is_empty() {
-            return Ok(());
+            *count = 0;
         }
         OpenOptions::new()
             .append(true)
             .open(&self.path)
             .and_then(|mut file| file.write_all(rows.as_bytes()))
-            .map_err(|e| unwritable(&self.path, e))
+            .map_err(|e| unwritable(&self.path, e))?;
+        Ok((images > 0).then(|| (total / images as f64) as f32))
     }
 }
 
@@ -108,6 +139,11 @@ fn unwritable(path: &Path, error: std::io::Error) -> ScoreNetError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::Device;
+
+    fn losses(values: &[f32]) -> Tensor<1> {
+        Tensor::from_floats(values, &Device::flex())
+    }
 
     #[test]
     fn levels_split_into_equal_consecutive_buckets() {
@@ -123,9 +159,10 @@ mod tests {
     fn rows_hold_the_mean_and_count_of_each_bucket() {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut log = LossLog::open(dir.path(), 4, 2, 0).expect("opened");
-        log.record(&[0, 1, 3], &[1.0, 3.0, 5.0]);
-        log.flush(10).expect("flushed");
-        log.flush(20).expect("nothing to flush");
+        log.record(&[0, 1], losses(&[1.0, 3.0]));
+        log.record(&[3], losses(&[5.0]));
+        assert_eq!(log.flush(10).expect("flushed"), Some(3.0));
+        assert_eq!(log.flush(20).expect("nothing to flush"), None);
         let text = std::fs::read_to_string(dir.path().join(LOSS_LOG)).expect("log");
         assert_eq!(text, "step,bucket,mean_loss,count\n10,0,2,2\n10,1,5,1\n");
     }
@@ -135,7 +172,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut log = LossLog::open(dir.path(), 2, 1, 0).expect("opened");
         for step in [5, 10, 15] {
-            log.record(&[0], &[1.0]);
+            log.record(&[0], losses(&[1.0]));
             log.flush(step).expect("flushed");
         }
         LossLog::open(dir.path(), 2, 1, 10).expect("reopened");

@@ -17,7 +17,7 @@
 //! let config = TrainConfig::new(NcsnV2Config::new().with_ngf(64), 100_000);
 //! let stop = AtomicBool::new(false); // set by a Ctrl-C handler
 //! let outcome = train(&config, &data, "runs/mnist", &Device::default(), |p| {
-//!     eprint!("\rstep {}/{} loss {:.3}", p.step, p.total_steps, p.loss);
+//!     eprint!("\rstep {}/{} loss {:?}", p.step, p.total_steps, p.loss);
 //! }, &stop)?;
 //! println!("\nEMA weights in {}", outcome.ema_weights.display());
 //! # Ok(())

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use qcs_data::Dataset;
 
 use super::batch::{Batch, BatchSampler};
@@ -30,8 +30,9 @@ pub struct TrainProgress {
     pub step: usize,
     /// Optimizer steps of the whole run.
     pub total_steps: usize,
-    /// Loss of the last batch.
-    pub loss: f32,
+    /// Mean loss of the last logged interval (`log_every` steps; the losses stay on the device
+    /// in between), `None` before the first row of this call.
+    pub loss: Option<f32>,
     /// Steps per second since this call started.
     pub steps_per_second: f64,
 }
@@ -152,6 +153,7 @@ fn run(
     );
     let (start, started) = (state.step, Instant::now());
     let mut stopped = false;
+    let mut logged_loss = None;
     while state.step < config.steps {
         if stop.load(Ordering::Relaxed) {
             stopped = true;
@@ -160,18 +162,18 @@ fn run(
         let batch = sampler.draw(state.step as u64);
         let loss;
         (state, loss) = step(config, state, &batch, device);
-        log.record(&batch.levels, &loss);
-        if state.step.is_multiple_of(config.log_every) {
-            log.flush(state.step)?;
+        log.record(&batch.levels, loss);
+        let checkpoint_due = state.step.is_multiple_of(config.checkpoint_every);
+        if checkpoint_due || state.step.is_multiple_of(config.log_every) {
+            logged_loss = log.flush(state.step)?.or(logged_loss);
         }
-        if state.step.is_multiple_of(config.checkpoint_every) {
-            log.flush(state.step)?;
+        if checkpoint_due {
             Checkpoint::write(run_dir, config, &state)?;
         }
         progress(&TrainProgress {
             step: state.step,
             total_steps: config.steps,
-            loss: loss.iter().sum::<f32>() / loss.len() as f32,
+            loss: logged_loss,
             steps_per_second: (state.step - start) as f64
                 / started.elapsed().as_secs_f64().max(f64::EPSILON),
         });
@@ -194,13 +196,13 @@ fn run(
 }
 
 /// One optimizer step on `batch`: loss, gradients (clipped if configured), Adam, EMA. Returns
-/// the new state and the loss of each image.
+/// the new state and the loss of each image, `[B]`, left on the device (no autodiff).
 fn step(
     config: &TrainConfig,
     state: TrainState,
     batch: &Batch,
     device: &Device,
-) -> (TrainState, Vec<f32>) {
+) -> (TrainState, Tensor<1>) {
     let TrainState {
         model,
         ema,
@@ -209,13 +211,7 @@ fn step(
     } = state;
     let (images, levels, noise) = batch.to_device(device);
     let loss = dsm_loss(&model, images, levels, noise);
-    let per_image = loss
-        .per_image
-        .clone()
-        .inner()
-        .into_data()
-        .try_to_vec::<f32>()
-        .expect("the loss of an f32 network is f32");
+    let per_image = loss.per_image.clone().inner();
     let mut grads = GradientsParams::from_grads(loss.mean.backward(), &model);
     if let Some(max_norm) = config.grad_clip {
         grads = clip_grad_norm(&model, grads, max_norm).0;
