@@ -90,4 +90,3 @@ header="$root/header.md"
   fi
 } > "$header"
 python3 scripts/results-md.py "$root" docs/RESULTS.md "$header"
-
