@@ -53,6 +53,16 @@ fn tiny_eval(config: &Path, out: &Path, extra: &[&str]) -> Output {
     eval_with(config, out, "qcs-sgm,biht,back-projection", extra)
 }
 
+/// A first, successful tiny sweep of `methods` in a fresh folder: the folder, the config and `--out`.
+fn first_run(methods: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(tmp.path());
+    let out = tmp.path().join("eval");
+    let first = eval_with(&config, &out, methods, &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    (tmp, config, out)
+}
+
 fn csv_lines(out: &Path) -> Vec<String> {
     std::fs::read_to_string(out.join("results.csv"))
         .unwrap()
@@ -138,11 +148,7 @@ fn a_tiny_eval_writes_one_row_per_cell_a_table_and_a_plot() {
 
 #[test]
 fn resume_adds_only_the_missing_cells() {
-    let tmp = tempfile::tempdir().unwrap();
-    let config = tiny_config(tmp.path());
-    let out = tmp.path().join("eval");
-    let first = eval_with(&config, &out, "biht", &[]);
-    assert!(first.status.success(), "{}", stderr(&first));
+    let (_tmp, config, out) = first_run("biht");
     assert_eq!(csv_lines(&out).len(), 1 + 4);
     let second = eval_with(&config, &out, "biht,back-projection,biht", &["--resume"]);
     assert!(second.status.success(), "{}", stderr(&second));
@@ -162,11 +168,7 @@ fn resume_adds_only_the_missing_cells() {
 
 #[test]
 fn resume_refuses_rows_of_the_network_in_another_precision() {
-    let tmp = tempfile::tempdir().unwrap();
-    let config = tiny_config(tmp.path());
-    let out = tmp.path().join("eval");
-    let first = eval_with(&config, &out, "qcs-sgm", &[]);
-    assert!(first.status.success(), "{}", stderr(&first));
+    let (_tmp, config, out) = first_run("qcs-sgm");
     let rows = csv_lines(&out).len();
     let half = eval_with(
         &config,
