@@ -108,8 +108,13 @@ for ds, title in DATASETS:
     note = None
     if sampled:
         r = sampled[0]
+        se = [float(x["psnr_se"]) for x in g if x.get("psnr_se")]
         note = (f"{r['images']} test images, schedule {r['levels']} × {r['steps_per_level']} "
                 f"({r['nfe']} network evaluations), backend {r['backend']}.")
+        if se:
+            note += (f" The standard error of a mean PSNR here is {min(se):.2f} to {max(se):.2f} dB (`psnr_se` in"
+                     " results.csv). The rows of a column share the images, the matrix and the noise draw, so a"
+                     " difference within a column is a paired comparison, surer than those errors suggest.")
     out += section("Gaussian A, σ = 0.05: PSNR (dB) / SSIM against M", ds, ["gaussian12", "gaussian3lin"], body,
                    note)
     b = rows(ds, "budget")
@@ -130,7 +135,8 @@ for ds, title in DATASETS:
     body = pivot(s, lambda r: r["matrix"], lambda r: r["measurements"], ["100", "400"], ["gaussian", "dct", "hadamard"])
     out += section("Structured operators against Gaussian (QCS-SGM, 1-bit, σ = 0.05)", ds, ["structured"], body)
     n = rows(ds, "nfe")
-    lines = ["| schedule | NFE | PSNR (dB) | SSIM | seconds for 100 images |", "|---|--:|--:|--:|--:|"]
+    count = n[0]["images"] if n else "the"
+    lines = [f"| schedule | NFE | PSNR (dB) | SSIM | seconds for {count} images |", "|---|--:|--:|--:|--:|"]
     for r in sorted(n, key=lambda r: -int(r["nfe"])):
         lines.append(f"| {r['levels']} × {r['steps_per_level']} | {r['nfe']} | {float(r['psnr']):.2f} | "
                      f"{float(r['ssim']):.3f} | {float(r['seconds']):.1f} |")

@@ -62,7 +62,7 @@ for ds in $datasets; do
   ev "$ds" "$m" correlated --bits 1,3 --measurements 400 --methods qcs-sgm,qcs-sgm-plus,biht \
     --matrices correlated:0.4,correlated:0.8 --noise-std 0.1
   ev "$ds" "$m" structured --bits 1 --measurements 100,400 --methods qcs-sgm --matrices gaussian,dct,hadamard --noise-std 0.05
-  ev "$ds" "$m" nfe --bits 1 --measurements 200 --methods qcs-sgm "${gauss[@]}" --schedules 232x5,232x2,100x2,50x1,25x1
+  ev "$ds" "$m" nfe --bits 1 --measurements 200 --methods qcs-sgm "${gauss[@]}" --schedules 232x5,116x3,232x2,100x2,50x1,25x1
   ev "$ds" "$m" numerics --bits 1,2,3 --measurements 200 --methods qcs-sgm "${gauss[@]}" --numerics stable,reference
 done
 one_bit=(--bits 1 --measurements 25,50,100,200,400 --methods qcs-sgm "${gauss[@]}")

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use qcs_sampler::StepControl;
 
 /// Quantized compressed sensing with score-based generative priors (QCS-SGM, QCS-SGM+).
 #[derive(Parser, Debug)]
@@ -124,6 +125,10 @@ pub struct ReconstructArgs {
     /// Likelihood weight λ (config: sampler.likelihood_scale).
     #[arg(long)]
     pub likelihood_scale: Option<f64>,
+    /// Step size rule: curvature (steps shrink with the likelihood's curvature; needed for linear and Q-bit
+    /// measurements) or reference (ε·(σ_c/σ_T)² throughout) (config: sampler.step_control).
+    #[arg(long, value_parser = parse_step_control)]
+    pub step_control: Option<StepControl>,
     /// Independent chains per image; > 1 also writes a per-pixel standard deviation (config: sampler.chains).
     #[arg(long)]
     pub chains: Option<usize>,
@@ -269,9 +274,13 @@ pub struct EvalArgs {
     /// Langevin schedules LEVELSxSTEPS, e.g. 232x5,58x2 (config: sampler.levels x sampler.steps_per_level).
     #[arg(long, value_delimiter = ',')]
     pub schedules: Vec<String>,
-    /// QCS-SGM likelihood numerics: stable, reference (default: stable; QCS-SGM+ has one).
+    /// QCS-SGM likelihood numerics: stable, reference (default: stable; QCS-SGM+ has one). `reference`
+    /// also takes the reference's step size: it reproduces the reference algorithm.
     #[arg(long, value_delimiter = ',')]
     pub numerics: Vec<String>,
+    /// Step size rule of the stable numerics: curvature or reference (config: sampler.step_control).
+    #[arg(long, value_parser = parse_step_control)]
+    pub step_control: Option<StepControl>,
     /// Independent chains per image; PSNR is that of their mean (config: sampler.chains).
     #[arg(long)]
     pub chains: Option<usize>,
@@ -288,4 +297,15 @@ pub struct EvalArgs {
     /// Add to an existing results.csv in --out, skipping the cells it already holds.
     #[arg(long)]
     pub resume: bool,
+}
+
+/// `curvature` or `reference`.
+fn parse_step_control(text: &str) -> Result<StepControl, String> {
+    match text {
+        "curvature" => Ok(StepControl::Curvature),
+        "reference" => Ok(StepControl::Reference),
+        other => Err(format!(
+            "unknown step control `{other}` (expected curvature or reference)"
+        )),
+    }
 }

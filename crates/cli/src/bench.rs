@@ -17,7 +17,7 @@ use burn::tensor::FloatDType;
 use clap::Args;
 use qcs_data::{Dataset, ImageSpec};
 use qcs_likelihood::{Observation, QcsSgmScore};
-use qcs_sampler::{sample_posterior, LangevinConfig, LevelSubset, LikelihoodWeight};
+use qcs_sampler::{sample_posterior, LangevinConfig, LevelSubset, LikelihoodWeight, StepControl};
 use qcs_score_net::train::{train, TrainConfig};
 use qcs_score_net::NcsnV2Config;
 use qcs_sensing::{build_operator, simulate, Family, ImageShape, OperatorSpec, QuantizerSpec};
@@ -225,6 +225,7 @@ fn measure(
         epsilon: 2e-4,
         weight: LikelihoodWeight::Fixed(1.0),
         levels: LevelSubset::Count { count: args.steps },
+        step_control: StepControl::Curvature,
         final_denoise: false,
         chains: 1,
         seed: 0,

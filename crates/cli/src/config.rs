@@ -83,6 +83,10 @@ pub struct SamplerSection {
     pub seed: u64,
     /// Apply the final denoising step x + σ_T²·s(x, T).
     pub final_denoise: bool,
+    /// `curvature` (default): QCS-SGM steps shrink with the likelihood's curvature so that linear and Q-bit
+    /// measurements cannot make the chain diverge; `reference`: the reference step ε·(σ_c/σ_T)² throughout.
+    #[serde(default)]
+    pub step_control: qcs_sampler::StepControl,
 }
 
 /// `[training]`: denoising score matching.

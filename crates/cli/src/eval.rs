@@ -413,6 +413,7 @@ fn sampler_section(
         chains: args.chains.unwrap_or(s.chains),
         batch: args.batch.unwrap_or(s.batch),
         seed: args.seed.unwrap_or(s.seed),
+        step_control: args.step_control.unwrap_or(s.step_control),
         ..s.clone()
     }
 }

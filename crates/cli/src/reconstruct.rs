@@ -34,6 +34,7 @@ fn sampler_settings(args: &ReconstructArgs, config: &Config) -> SamplerSection {
         batch: args.batch.unwrap_or(s.batch),
         seed: args.seed.unwrap_or(s.seed),
         final_denoise: s.final_denoise,
+        step_control: args.step_control.unwrap_or(s.step_control),
     }
 }
 
@@ -59,6 +60,7 @@ pub fn langevin_config(s: &SamplerSection, total: usize) -> Result<LangevinConfi
         } else {
             LevelSubset::Count { count: s.levels }
         },
+        step_control: s.step_control,
         final_denoise: s.final_denoise,
         chains: s.chains,
         seed: s.seed,

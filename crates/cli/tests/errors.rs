@@ -222,6 +222,34 @@ fn the_same_seed_gives_bit_identical_outputs() {
     );
 }
 
+/// `--step-control` reaches the sampler: the curvature-limited step changes a 3-bit run, and leaves a 1-bit
+/// run (one-sided bins, no bound) bit-identical to the reference step. An unknown rule is a usage error.
+#[test]
+fn the_step_control_changes_q_bit_runs_only() {
+    let (tmp, images, config, _) = setup("gaussian", 40);
+    let image = |bits: &str, rule: &str| {
+        let out = tmp.path().join(format!("{bits}-{rule}"));
+        let run = reconstruct(
+            &config,
+            &images,
+            &out,
+            &["--bits", bits, "--step-control", rule],
+        );
+        assert!(run.status.success(), "{}", stderr(&run));
+        std::fs::read(out.join("img0.png")).unwrap()
+    };
+    assert_eq!(image("1", "curvature"), image("1", "reference"));
+    assert_ne!(image("3", "curvature"), image("3", "reference"));
+    let out = tmp.path().join("bad");
+    let run = reconstruct(&config, &images, &out, &["--step-control", "fast"]);
+    assert_eq!(run.status.code(), Some(2), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("curvature or reference"),
+        "{}",
+        stderr(&run)
+    );
+}
+
 #[test]
 fn a_measurement_file_and_the_model_reproduce_a_reconstruction() {
     let (tmp, images, config, out) = setup("dct", 60);

@@ -31,6 +31,41 @@ pub trait LikelihoodScore {
         sigma_t: f32,
         x_t: Tensor<4>,
     ) -> Result<Tensor<4>>;
+
+    /// A bound on the curvature of −log p(y | x_t) in x_t at every noise level, for the sampler's step
+    /// control, or `None` where the score has none (QCS-SGM+, whose weight is rescaled every step). Computed
+    /// once per run: it may read a few numbers back from the device.
+    fn curvature(
+        &self,
+        _operator: &dyn Operator,
+        _observation: &Observation,
+    ) -> Result<Option<Curvature>> {
+        Ok(None)
+    }
+}
+
+/// An upper bound on the largest eigenvalue of the Hessian −∇²_x log p(y | x_t), as a function of σ_t:
+/// ‖A‖²/(σ² + σ_t²·min_m ‖a_m‖²).
+///
+/// For the QCS-SGM pseudo-likelihood the Hessian is Aᵀ·diag(h_m)·A. Every factor is the log-likelihood of
+/// a Gaussian measurement (linear, h_m = 1/s_m²) or of a Gaussian falling into a bin (a log-concave function
+/// of z_m with 0 ≤ h_m ≤ 1/s_m²), with s_m² = σ² + σ_t²·‖a_m‖², so the largest eigenvalue is at most
+/// ‖A‖²·max_m 1/s_m².
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Curvature {
+    /// ‖A‖² = λ_max(AᵀA).
+    pub operator_norm_sq: f64,
+    /// min_m ‖a_m‖².
+    pub min_row_norm_sq: f64,
+    /// σ², the measurement noise variance.
+    pub noise_var: f64,
+}
+
+impl Curvature {
+    /// The bound at noise level σ_t (∞ only for σ = σ_t = 0).
+    pub fn at(&self, sigma_t: f64) -> f64 {
+        self.operator_norm_sq / (self.noise_var + sigma_t * sigma_t * self.min_row_norm_sq)
+    }
 }
 
 /// Flattens x_t to [B, N] after checking it against the operator and the observation.

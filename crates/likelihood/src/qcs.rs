@@ -6,12 +6,13 @@
 //! - linear: g_m = (y_m − z_m)/s_m².
 
 use burn::prelude::*;
-use qcs_sensing::Operator;
+use qcs_sensing::{operator_norm_sq, Operator};
 
+use crate::error::LikelihoodError;
 use crate::error::Result;
 use crate::normal::{cdf, pdf, standardized_bin_ratios};
 use crate::observation::{Observation, ObservationKind};
-use crate::{flatten_checked, LikelihoodScore, MIN_VARIANCE};
+use crate::{flatten_checked, Curvature, LikelihoodScore, EDGE_LIMIT, MIN_VARIANCE};
 
 /// How the quantized score is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,6 +63,9 @@ fn quantized_gradient_reference(
     (pdf(a) - pdf(b)) / (mass * std)
 }
 
+/// Power-iteration steps for ‖A‖² in [`QcsSgmScore::curvature`].
+const NORM_ITERATIONS: usize = 50;
+
 /// g_m = (y_m − z_m)/s_m² for linear measurements.
 pub fn linear_gradient(z: Tensor<2>, y: Tensor<2>, variance: Tensor<2>) -> Tensor<2> {
     (y - z) / variance
@@ -96,4 +100,57 @@ impl LikelihoodScore for QcsSgmScore {
         };
         Ok(operator.adjoint(g).reshape(dims))
     }
+
+    /// ‖A‖² by power iteration (exact for DCT and Hadamard) and the smallest row norm, read back once.
+    ///
+    /// `None` (the sampler keeps the reference step) in two cases:
+    /// - [`Numerics::Reference`]: that mode reproduces the reference algorithm, steps included;
+    /// - no bin with two finite edges (1-bit): each measurement pulls from one side only, so an overshoot
+    ///   lands where its pull vanishes and cannot build up; the reference step is stable there, and the
+    ///   smaller curvature-limited step only slows the chain (on the shipped MNIST digits, 1-bit M = 200,
+    ///   116 × 3: 15.6 dB against 19.2 dB). Q-bit bins are finite: a step that overshoots one edge meets the
+    ///   pull of the other, and the reference step diverges (NaN on the same digits at 2 and 3 bits).
+    fn curvature(
+        &self,
+        operator: &dyn Operator,
+        observation: &Observation,
+    ) -> Result<Option<Curvature>> {
+        if self.numerics == Numerics::Reference {
+            return Ok(None);
+        }
+        if one_sided_bins(observation)? {
+            return Ok(None);
+        }
+        let operator_norm_sq = operator_norm_sq(operator, NORM_ITERATIONS, 0)?;
+        let min_row_norm_sq = read_back(operator.row_norms_sq().min(), "the row norms")?[0];
+        let noise_std = f64::from(observation.noise_std);
+        Ok(Some(Curvature {
+            operator_norm_sq,
+            min_row_norm_sq: f64::from(min_row_norm_sq),
+            noise_var: noise_std * noise_std,
+        }))
+    }
+}
+
+/// Whether every bin of a quantized observation is open on one side (1-bit); one value is read back.
+fn one_sided_bins(observation: &Observation) -> Result<bool> {
+    if observation.kind == ObservationKind::Linear {
+        return Ok(false);
+    }
+    let open = observation
+        .lower
+        .clone()
+        .lower_equal_elem(-EDGE_LIMIT)
+        .bool_or(observation.upper.clone().greater_equal_elem(EDGE_LIMIT));
+    let all_open =
+        open.all().into_data().try_to_vec::<bool>().map_err(|e| {
+            LikelihoodError::InvalidSetting(format!("reading the bins back: {e:?}"))
+        })?;
+    Ok(all_open.first().copied().unwrap_or(false))
+}
+
+fn read_back(t: Tensor<1>, what: &str) -> Result<Vec<f32>> {
+    t.into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| LikelihoodError::InvalidSetting(format!("reading {what} back: {e:?}")))
 }

@@ -241,3 +241,83 @@ fn ep_with_linear_measurements_is_the_exact_gaussian_likelihood() {
     let err = rel_l2(&ours, &expected);
     assert!(err < 1e-4, "relative error {err:e}");
 }
+
+/// vᵀ·(−∇² log p)·v by central second differences of the f64 log-likelihood.
+fn curvature_along(p: &Problem, v: &[f64], std: &[f64], linear: bool) -> f64 {
+    let h = 1e-3;
+    let at = |t: f64| {
+        let x: Vec<f64> = p.x_t.iter().zip(v).map(|(x, d)| x + t * d).collect();
+        log_likelihood(p, &x, &[0.0; B * M], std, linear)
+    };
+    -(at(h) - 2.0 * at(0.0) + at(-h)) / (h * h)
+}
+
+#[test]
+fn curvature_bound_holds_is_tight_for_linear_data_and_is_absent_for_one_bit() {
+    let noise_std = 0.1f32;
+    let device = qcs_testkit::device();
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    for bits in [None, Some(2), Some(3)] {
+        let (op, p) = problem(bits, Family::Gaussian, 5, &device);
+        let obs = observation(&p, bits, noise_std, &device);
+        let bound = QcsSgmScore::default()
+            .curvature(&op, &obs)
+            .unwrap()
+            .expect("a bound for linear and Q-bit measurements");
+        let norms: Vec<f64> = (0..M)
+            .map(|m| (0..N).map(|j| p.a[m * N + j].powi(2)).sum())
+            .collect();
+        let min_norm = norms.iter().copied().fold(f64::INFINITY, f64::min);
+        assert!((bound.min_row_norm_sq - min_norm).abs() < 1e-5 * min_norm);
+        // ‖A‖² on the host: power iteration on AᵀA, run to convergence.
+        let mut top = vec![1.0; N];
+        for _ in 0..2000 {
+            let az: Vec<f64> = (0..M)
+                .map(|m| (0..N).map(|j| p.a[m * N + j] * top[j]).sum())
+                .collect();
+            top = (0..N)
+                .map(|j| (0..M).map(|m| p.a[m * N + j] * az[m]).sum())
+                .collect();
+            let norm = top.iter().map(|v| v * v).sum::<f64>().sqrt();
+            top.iter_mut().for_each(|v| *v /= norm);
+        }
+        let exact: f64 = (0..M)
+            .map(|m| (0..N).map(|j| p.a[m * N + j] * top[j]).sum::<f64>().powi(2))
+            .sum();
+        assert!(
+            (bound.operator_norm_sq - exact).abs() < 0.02 * exact,
+            "‖A‖² {} against {exact}",
+            bound.operator_norm_sq
+        );
+        for sigma_t in [0.0f64, 0.05, 0.5, 5.0] {
+            let limit = bound.at(sigma_t);
+            let std: Vec<f64> = (0..B * M)
+                .map(|k| (f64::from(noise_std).powi(2) + sigma_t.powi(2) * norms[k % M]).sqrt())
+                .collect();
+            for _ in 0..20 {
+                let v: Vec<f64> = (0..B * N).map(|_| rng.sample(StandardNormal)).collect();
+                let q = curvature_along(&p, &v, &std, bits.is_none())
+                    / v.iter().map(|x| x * x).sum::<f64>();
+                assert!(
+                    q <= limit * 1.001,
+                    "bits {bits:?} σ_t {sigma_t}: curvature {q} above the bound {limit}"
+                );
+            }
+            if bits.is_none() && sigma_t == 0.0 {
+                // Every s_m = σ: the Hessian is AᵀA/σ², and the bound is its largest eigenvalue.
+                let v: Vec<f64> = top.iter().chain(top.iter()).copied().collect();
+                let q = curvature_along(&p, &v, &std, true) / 2.0;
+                assert!((q - limit).abs() < 0.02 * limit, "{q} against {limit}");
+            }
+        }
+    }
+    let (op, p) = problem(Some(1), Family::Gaussian, 5, &device);
+    let obs = observation(&p, Some(1), noise_std, &device);
+    assert_eq!(QcsSgmScore::default().curvature(&op, &obs).unwrap(), None);
+    let (op, p) = problem(Some(3), Family::Gaussian, 5, &device);
+    let obs = observation(&p, Some(3), noise_std, &device);
+    let reference = QcsSgmScore {
+        numerics: qcs_likelihood::Numerics::Reference,
+    };
+    assert_eq!(reference.curvature(&op, &obs).unwrap(), None);
+}

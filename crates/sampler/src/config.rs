@@ -24,6 +24,23 @@ impl LikelihoodWeight {
     }
 }
 
+/// How the step size α_c of a conditioned run is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepControl {
+    /// α_c = ε·(σ_c/σ_T)² whatever the likelihood (the reference). With that step the prior alone already
+    /// sits at the stability limit of Langevin dynamics (α_c/σ_c² = ε/σ_T² = 2 at the reference settings), so
+    /// a likelihood that pulls from both sides (linear or Q-bit measurements, whose exact score grows with
+    /// the distance to the bin) makes the chain diverge within a few levels.
+    Reference,
+    /// α_c/(1 + σ_c²·λ·L_c), L_c the likelihood's curvature bound
+    /// ([`qcs_likelihood::LikelihoodScore::curvature`]): the step stays at the prior's own ratio to the
+    /// total curvature 1/σ_c² + λ·L_c, so the likelihood never pushes the chain past the stability limit.
+    /// Scores without a bound (QCS-SGM+) and unconditional runs keep the reference step.
+    #[default]
+    Curvature,
+}
+
 /// Which of the prior's T levels the sampler visits (always including the last one, σ_T).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "select", rename_all = "kebab-case")]
@@ -85,6 +102,9 @@ pub struct LangevinConfig {
     pub weight: LikelihoodWeight,
     /// Which levels are visited (reference: all).
     pub levels: LevelSubset,
+    /// How the step size follows the likelihood (default: curvature-limited; the reference step diverges
+    /// with linear and Q-bit measurements).
+    pub step_control: StepControl,
     /// Whether to finish with the denoising step x ← x + σ_T²·s(x, T) (one more network evaluation;
     /// reference: off).
     pub final_denoise: bool,
@@ -102,6 +122,7 @@ impl Default for LangevinConfig {
             epsilon: 2e-4,
             weight: LikelihoodWeight::Fixed(1.0),
             levels: LevelSubset::All,
+            step_control: StepControl::Curvature,
             final_denoise: false,
             chains: 1,
             seed: 0,

@@ -2,13 +2,15 @@
 //!
 //! x_0 ~ U[0, 1]^N; for each visited level c, K times:
 //! x ← x + α_c·(s(x, c) + λ·∇_x log p(y | x)) + √(2α_c)·ξ,  α_c = ε·(σ_c/σ_T)²,  ξ ~ N(0, I);
-//! no clamping inside the loop, the final state (the last update kept) clamped to [0, 1].
+//! no clamping inside the loop, the final state (the last update kept) clamped to [0, 1]. With
+//! [`StepControl::Curvature`] (the default) a conditioned run divides α_c by 1 + σ_c²·λ·L_c, L_c the
+//! likelihood's curvature bound, so that linear and Q-bit measurements cannot make the chain diverge.
 
 use burn::prelude::*;
 use qcs_likelihood::{LikelihoodScore, Observation};
 use qcs_sensing::{ImageShape, Operator};
 
-use crate::config::{LangevinConfig, LikelihoodWeight};
+use crate::config::{LangevinConfig, LikelihoodWeight, StepControl};
 use crate::error::{Result, SamplerError};
 use crate::noise::HostNoise;
 use crate::prior::{check_levels, PriorScore};
@@ -80,8 +82,13 @@ pub fn sample_posterior(
     let last = sigmas.len() - 1;
     let total = visited.len() * config.steps_per_level;
     let mut step = 0;
+    let curvature = step_curvature(conditioning, config)?;
     for &level in &visited {
-        let alpha = config.epsilon * (sigmas[level] / sigmas[last]).powi(2);
+        let sigma = sigmas[level];
+        let mut alpha = config.epsilon * (sigma / sigmas[last]).powi(2);
+        if let Some((curvature, lambda)) = curvature {
+            alpha /= 1.0 + sigma * sigma * lambda * curvature.at(sigma);
+        }
         for _ in 0..config.steps_per_level {
             let drift = drift(
                 prior,
@@ -107,6 +114,27 @@ pub fn sample_posterior(
         shape,
         config.nfe(sigmas.len())?,
     ))
+}
+
+/// The likelihood's curvature bound and λ when the step follows them: [`StepControl::Curvature`], a fixed
+/// λ > 0 and a score that has a bound.
+fn step_curvature(
+    conditioning: Option<Conditioning<'_>>,
+    config: &LangevinConfig,
+) -> Result<Option<(qcs_likelihood::Curvature, f64)>> {
+    let (
+        Some((likelihood, operator, observation)),
+        StepControl::Curvature,
+        LikelihoodWeight::Fixed(lambda),
+    ) = (conditioning, config.step_control, config.weight)
+    else {
+        return Ok(None);
+    };
+    if lambda == 0.0 {
+        return Ok(None);
+    }
+    let bound = likelihood.curvature(operator, observation)?;
+    Ok(bound.map(|c| (c, lambda)))
 }
 
 /// Checks the measurements against the images and repeats each image's row once per chain.

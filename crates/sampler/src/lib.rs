@@ -11,7 +11,7 @@ mod noise;
 pub mod prior;
 pub mod schedule;
 
-pub use config::{LangevinConfig, LevelSubset, LikelihoodWeight};
+pub use config::{LangevinConfig, LevelSubset, LikelihoodWeight, StepControl};
 pub use error::{Result, SamplerError};
 pub use langevin::{sample_posterior, Conditioning, Posterior, Progress};
 pub use prior::{GaussianPrior, PriorScore};

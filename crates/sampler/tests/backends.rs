@@ -8,7 +8,7 @@ mod common;
 
 use burn::prelude::*;
 use qcs_likelihood::{EpConfig, EpScore, LikelihoodScore, Observation, QcsSgmScore};
-use qcs_sampler::{sample_posterior, LangevinConfig, LevelSubset, LikelihoodWeight};
+use qcs_sampler::{sample_posterior, LangevinConfig, LevelSubset, LikelihoodWeight, StepControl};
 use qcs_sensing::{
     build_operator, simulate, Family, ImageShape, OperatorSpec, QuantizerSpec, StepRule,
 };
@@ -64,6 +64,7 @@ fn posterior_mean(device: &Device) -> Vec<f64> {
         epsilon: 2e-4,
         weight: LikelihoodWeight::Fixed(1.0),
         levels: LevelSubset::Count { count: 5 },
+        step_control: StepControl::Curvature,
         final_denoise: true,
         chains: 2,
         seed: 4,

@@ -11,7 +11,7 @@ use std::cell::Cell;
 
 use burn::prelude::*;
 use qcs_likelihood::{EpConfig, EpScore, LikelihoodScore, Observation, QcsSgmScore};
-use qcs_sampler::{sample_posterior, LangevinConfig, LevelSubset, LikelihoodWeight};
+use qcs_sampler::{sample_posterior, LangevinConfig, LevelSubset, LikelihoodWeight, StepControl};
 use qcs_score_net::NcsnV2;
 use qcs_sensing::{
     build_operator, simulate, Family, ImageShape, Operator, OperatorSpec, QuantizerSpec,
@@ -132,6 +132,7 @@ fn run(setting: Setting, net: &NcsnV2, device: &Device) -> Option<(usize, f64)> 
             LikelihoodWeight::Fixed(1.0)
         },
         levels: LevelSubset::Count { count: 5 },
+        step_control: StepControl::Curvature,
         final_denoise: true,
         chains: 1,
         seed: 11,

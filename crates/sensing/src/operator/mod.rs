@@ -7,12 +7,14 @@ pub mod dct;
 pub mod dense;
 pub mod hadamard;
 mod linalg;
+pub mod norm;
 
 use burn::prelude::*;
 
 pub use dct::{Dct2d, DctOperator};
 pub use dense::DenseOperator;
 pub use hadamard::HadamardOperator;
+pub use norm::{normalized_rows, operator_norm_sq};
 
 use crate::error::Result;
 use crate::spec::{Family, OperatorSpec};
