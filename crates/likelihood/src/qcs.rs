@@ -142,11 +142,8 @@ fn one_sided_bins(observation: &Observation) -> Result<bool> {
         .clone()
         .lower_equal_elem(-EDGE_LIMIT)
         .bool_or(observation.upper.clone().greater_equal_elem(EDGE_LIMIT));
-    let all_open =
-        open.all().into_data().try_to_vec::<bool>().map_err(|e| {
-            LikelihoodError::InvalidSetting(format!("reading the bins back: {e:?}"))
-        })?;
-    Ok(all_open.first().copied().unwrap_or(false))
+    // Read back as a float: some backends store booleans as u32.
+    Ok(read_back(open.float().min(), "the bins")?[0] > 0.5)
 }
 
 fn read_back(t: Tensor<1>, what: &str) -> Result<Vec<f32>> {
