@@ -122,7 +122,9 @@ impl LikelihoodScore for QcsSgmScore {
             return Ok(None);
         }
         let operator_norm_sq = operator_norm_sq(operator, NORM_ITERATIONS, 0)?;
-        let min_row_norm_sq = read_back(operator.row_norms_sq().min(), "the row norms")?[0];
+        let min_row_norm_sq = read_back(operator.row_norms_sq(), "the row norms")?
+            .into_iter()
+            .fold(f32::INFINITY, f32::min);
         let noise_std = f64::from(observation.noise_std);
         Ok(Some(Curvature {
             operator_norm_sq,
@@ -132,18 +134,20 @@ impl LikelihoodScore for QcsSgmScore {
     }
 }
 
-/// Whether every bin of a quantized observation is open on one side (1-bit); one value is read back.
+/// Whether every bin of a quantized observation is open on one side (1-bit). The edges are read back whole
+/// and checked on the host: a device reduction here would be one more kernel for a GPU backend to autotune,
+/// and a run that tunes can round the network's own reductions differently from a run that reads the tuning
+/// cache.
 fn one_sided_bins(observation: &Observation) -> Result<bool> {
     if observation.kind == ObservationKind::Linear {
         return Ok(false);
     }
-    let open = observation
-        .lower
-        .clone()
-        .lower_equal_elem(-EDGE_LIMIT)
-        .bool_or(observation.upper.clone().greater_equal_elem(EDGE_LIMIT));
-    // Read back as a float: some backends store booleans as u32.
-    Ok(read_back(open.float().min(), "the bins")?[0] > 0.5)
+    let lower = read_back(observation.lower.clone().reshape([-1]), "the bins")?;
+    let upper = read_back(observation.upper.clone().reshape([-1]), "the bins")?;
+    Ok(lower
+        .iter()
+        .zip(&upper)
+        .all(|(&l, &u)| l <= -EDGE_LIMIT || u >= EDGE_LIMIT))
 }
 
 fn read_back(t: Tensor<1>, what: &str) -> Result<Vec<f32>> {
