@@ -253,7 +253,7 @@ fn curvature_along(p: &Problem, v: &[f64], std: &[f64], linear: bool) -> f64 {
 }
 
 #[test]
-fn curvature_bound_holds_is_tight_for_linear_data_and_is_absent_for_one_bit() {
+fn curvature_bound_holds_is_tight_for_linear_data_and_is_absent_for_gaussian_one_bit() {
     let noise_std = 0.1f32;
     let device = qcs_testkit::device();
     let mut rng = ChaCha8Rng::seed_from_u64(21);
@@ -314,6 +314,18 @@ fn curvature_bound_holds_is_tight_for_linear_data_and_is_absent_for_one_bit() {
     let (op, p) = problem(Some(1), Family::Gaussian, 5, &device);
     let obs = observation(&p, Some(1), noise_std, &device);
     assert_eq!(QcsSgmScore::default().curvature(&op, &obs).unwrap(), None);
+    // 1-bit with strongly overlapping rows: the pulls add up from both sides, and the bound applies.
+    let spec = spec(Family::IllConditioned { kappa: 1000.0 }, 40, [1, 8, 8], 5);
+    let op = DenseOperator::generate(&spec, &device).unwrap();
+    let signs: Vec<f64> = (0..40)
+        .map(|m| if m % 3 == 0 { -1.0 } else { 1.0 })
+        .collect();
+    let obs = one_bit_observation(&signs, [1, 40], noise_std, &device);
+    let bound = QcsSgmScore::default().curvature(&op, &obs).unwrap();
+    assert!(
+        bound.is_some_and(|b| b.operator_norm_sq > 4.0 * b.min_row_norm_sq),
+        "{bound:?}"
+    );
     let (op, p) = problem(Some(3), Family::Gaussian, 5, &device);
     let obs = observation(&p, Some(3), noise_std, &device);
     let reference = QcsSgmScore {
