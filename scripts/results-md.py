@@ -93,6 +93,8 @@ def copy_plot(ds, run, name, label):
 
 out = [open(header).read().rstrip(), ""]
 for ds, title in DATASETS:
+    if not os.path.isdir(os.path.join(root, ds)):
+        continue
     out += [f"## {title}", ""]
     ms = ["25", "50", "100", "200", "400"]
     g = rows(ds, "gaussian12") + rows(ds, "gaussian3lin")

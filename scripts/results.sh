@@ -14,6 +14,7 @@
 #   F16=1          also run the MNIST table with the network in f16 (GPU builds)
 #   JOBS           qcs eval runs at a time (default: 1; on a large GPU several share it well)
 #   DATASETS       which datasets (default: "mnist fashion-mnist")
+#   NOTE           a paragraph for the header (for example why a run used fewer images)
 #   SCHEDULE       Langevin schedule LEVELSxSTEPS of every run but the NFE sweep (default: the configs', the
 #                  reference 232x5); a shorter one makes a CPU run affordable, and the header says which was used
 #
@@ -83,6 +84,10 @@ header="$root/header.md"
   echo "test split, never trained on), with \`$("$qcs" --version)\` ($("$qcs" info | sed -n 's/^backend: //p') backend)."
   echo "Priors: MNIST \`${MNIST_MODEL:-$(sed -n 's/^path = "\(.*\)"/\1/p' configs/mnist.toml)}\`, Fashion-MNIST"
   echo "\`${FASHION_MODEL:-$(sed -n 's/^path = "\(.*\)"/\1/p' configs/fashion-mnist.toml)}\`."
+  if [ -n "${NOTE:-}" ]; then
+    echo
+    echo "$NOTE"
+  fi
   if [ -n "${SCHEDULE:-}" ]; then
     echo
     echo "Langevin schedule $SCHEDULE (levels × steps per level) in every table but the NFE sweep; the reference"
