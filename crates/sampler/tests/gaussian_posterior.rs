@@ -10,6 +10,8 @@ mod common;
 
 use std::time::Instant;
 
+use burn::prelude::Device;
+
 use common::{agreement, devices, invert, linear_observation, operator, tolerances};
 use qcs_likelihood::QcsSgmScore;
 use qcs_sampler::{sample_posterior, GaussianPrior, LangevinConfig, NoiseSchedule, StepControl};
@@ -86,6 +88,19 @@ fn config(chains: usize, sigma_end: f64) -> LangevinConfig {
     }
 }
 
+/// The exact Gaussian prior of `p` on `schedule`'s levels.
+fn gaussian_prior(p: &Problem, schedule: &NoiseSchedule, device: &Device) -> GaussianPrior {
+    let to_f32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+    GaussianPrior::new(
+        to_f32(&p.mu),
+        to_f32(&p.v),
+        [1, 4, 4],
+        schedule.sigmas(),
+        device,
+    )
+    .unwrap()
+}
+
 #[test]
 fn linear_gaussian_posterior_mean_and_spread_match_closed_form() {
     let p = problem();
@@ -94,15 +109,7 @@ fn linear_gaussian_posterior_mean_and_spread_match_closed_form() {
     let schedule = NoiseSchedule::new(1.0, 0.005, 20).unwrap();
     let (mean_tol, std_tol) = tolerances(CHAINS, 0.05);
     for (name, device) in devices() {
-        let to_f32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
-        let prior = GaussianPrior::new(
-            to_f32(&p.mu),
-            to_f32(&p.v),
-            [1, 4, 4],
-            schedule.sigmas(),
-            &device,
-        )
-        .unwrap();
+        let prior = gaussian_prior(&p, &schedule, &device);
         let a = operator(&p.a, M, [1, 4, 4], &device);
         let y = linear_observation(&p.y, IMAGES, M, NOISE, &device);
         let start = Instant::now();
@@ -136,15 +143,7 @@ fn unconditional_sampling_recovers_the_smoothed_gaussian_prior() {
     let sd: Vec<f64> = p.v.iter().map(|v| (v + 0.005f64.powi(2)).sqrt()).collect();
     let (mean_tol, std_tol) = tolerances(CHAINS, 0.05);
     for (name, device) in devices() {
-        let to_f32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
-        let prior = GaussianPrior::new(
-            to_f32(&p.mu),
-            to_f32(&p.v),
-            [1, 4, 4],
-            schedule.sigmas(),
-            &device,
-        )
-        .unwrap();
+        let prior = gaussian_prior(&p, &schedule, &device);
         let posterior = sample_posterior(
             &prior,
             None,
@@ -176,15 +175,7 @@ fn curvature_step_keeps_a_linear_chain_stable_where_the_reference_step_diverges(
     let schedule = NoiseSchedule::new(1.0, 0.005, 20).unwrap();
     let (mean_tol, _) = tolerances(CHAINS, 0.05);
     for (name, device) in devices() {
-        let to_f32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
-        let prior = GaussianPrior::new(
-            to_f32(&p.mu),
-            to_f32(&p.v),
-            [1, 4, 4],
-            schedule.sigmas(),
-            &device,
-        )
-        .unwrap();
+        let prior = gaussian_prior(&p, &schedule, &device);
         let a = operator(&p.a, M, [1, 4, 4], &device);
         let y = linear_observation(&p.y, IMAGES, M, NOISE, &device);
         let run = |step_control| {
