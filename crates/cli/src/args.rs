@@ -12,6 +12,33 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// How the score network's convolutions run: native (the backend's own kernel), gemm (each
+    /// one a single matrix product) or auto (gemm for the large ones). Only speed changes.
+    /// Default: auto on wgpu, native on the CPU backends.
+    #[arg(long, global = true, value_enum)]
+    pub conv: Option<ConvChoice>,
+}
+
+/// The `--conv` values (see `qcs_score_net::ConvAlgorithm`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvChoice {
+    /// The backend's own convolution kernel.
+    Native,
+    /// Each convolution as one matrix product (im2col).
+    Gemm,
+    /// gemm for large convolutions, native for small ones.
+    Auto,
+}
+
+impl ConvChoice {
+    /// The library's algorithm.
+    pub fn algorithm(self) -> qcs_score_net::ConvAlgorithm {
+        match self {
+            Self::Native => qcs_score_net::ConvAlgorithm::Native,
+            Self::Gemm => qcs_score_net::ConvAlgorithm::Gemm,
+            Self::Auto => qcs_score_net::ConvAlgorithm::Auto,
+        }
+    }
 }
 
 /// The subcommands.

@@ -24,6 +24,17 @@ pub const BACKEND: &str = "ndarray";
 #[cfg(feature = "wgpu")]
 pub const BACKEND: &str = "wgpu";
 
+/// How the score network's convolutions run unless `--conv` says otherwise: on wgpu the large
+/// ones as matrix products (burn's WGSL convolution is a direct kernel), on the CPU backends the
+/// backend's own convolution, which is a GEMM already.
+#[cfg(feature = "wgpu")]
+pub const DEFAULT_CONV: qcs_score_net::ConvAlgorithm = qcs_score_net::ConvAlgorithm::Auto;
+/// How the score network's convolutions run unless `--conv` says otherwise: on wgpu the large
+/// ones as matrix products (burn's WGSL convolution is a direct kernel), on the CPU backends the
+/// backend's own convolution, which is a GEMM already.
+#[cfg(not(feature = "wgpu"))]
+pub const DEFAULT_CONV: qcs_score_net::ConvAlgorithm = qcs_score_net::ConvAlgorithm::Native;
+
 /// The device this build computes on.
 pub fn device() -> Device {
     #[cfg(feature = "flex")]

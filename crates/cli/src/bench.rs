@@ -106,6 +106,8 @@ pub struct BenchReport {
     pub backend: String,
     /// Float precision of the network in the forward and Langevin figures.
     pub precision: String,
+    /// How the network's convolutions ran (`--conv`): native, gemm or auto.
+    pub conv: String,
     /// The device, as burn names it.
     pub device: String,
     /// Network evaluations assumed for `images_per_s`.
@@ -359,9 +361,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ..*args
     };
     eprintln!(
-        "qcs bench on {} ({device:?}), network in {}: {} cases, median of {} runs after {} warm-up",
+        "qcs bench on {} ({device:?}), network in {}, {} convolutions: {} cases, median of {} runs after {} warm-up",
         backend::BACKEND,
         args.precision.name(),
+        qcs_score_net::conv_algorithm().name(),
         plan.len(),
         args.repeats,
         args.warmup
@@ -390,6 +393,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mut report = BenchReport {
         backend: backend::BACKEND.to_owned(),
         precision: args.precision.name().to_owned(),
+        conv: qcs_score_net::conv_algorithm().name().to_owned(),
         device: format!("{device:?}"),
         reference_nfe: REFERENCE_NFE,
         repeats: args.repeats,

@@ -23,6 +23,10 @@ use args::{Cli, Command};
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    qcs_score_net::set_conv_algorithm(
+        cli.conv
+            .map_or(backend::DEFAULT_CONV, args::ConvChoice::algorithm),
+    );
     match cli.command {
         Command::Reconstruct(args) => reconstruct::run(&args),
         Command::Measure(args) => measure::run(&args),
@@ -35,6 +39,7 @@ fn main() -> Result<()> {
             println!("qcs {}", env!("CARGO_PKG_VERSION"));
             println!("backend: {}", backend::BACKEND);
             println!("device: {device:?}");
+            println!("convolutions: {}", qcs_score_net::conv_algorithm().name());
             Ok(())
         }
     }

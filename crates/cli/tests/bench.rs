@@ -11,11 +11,15 @@ fn bench_writes_consistent_timings() {
     let out = tmp.path().join("bench.json");
     let info = String::from_utf8_lossy(&qcs(&["info"]).stdout).to_string();
     // A training step on lavapipe autotunes for minutes: the GPU pass times inference only.
-    let train_batch = if info.contains("backend: wgpu") {
-        "0"
-    } else {
-        "4"
-    };
+    let on_wgpu = info.contains("backend: wgpu");
+    let train_batch = if on_wgpu { "0" } else { "4" };
+    // The default convolution algorithm: the GEMM form for large shapes on the GPU backend, the
+    // backend's own kernel on the CPU ones.
+    let default_conv = if on_wgpu { "auto" } else { "native" };
+    assert!(
+        info.contains(&format!("convolutions: {default_conv}")),
+        "{info}"
+    );
     // The training measurement's temporary folder goes under the child's own TMPDIR, so the check
     // that it is removed cannot see other programs' folders.
     let scratch = tmp.path().join("scratch");
@@ -25,6 +29,8 @@ fn bench_writes_consistent_timings() {
         .env("TMPDIR", &scratch)
         .args([
             "bench",
+            "--conv",
+            "gemm",
             "--ngf",
             "4",
             "--batch",
@@ -45,6 +51,7 @@ fn bench_writes_consistent_timings() {
     assert!(run.status.success(), "{}", stderr(&run));
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(report["precision"], "f32");
+    assert_eq!(report["conv"], "gemm");
     assert_eq!(report["reference_nfe"], 1161);
     let cases = report["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 2);
@@ -97,4 +104,8 @@ fn bench_refuses_impossible_settings_by_name() {
         assert!(!stderr(&run).contains("panicked"), "{}", stderr(&run));
         assert!(!out.exists(), "no JSON after a refused run");
     }
+    let run = qcs(&["bench", "--conv", "cudnn", "--out", out.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(2), "{}", stderr(&run));
+    assert!(stderr(&run).contains("cudnn"), "{}", stderr(&run));
+    assert!(!out.exists(), "no JSON after a refused run");
 }

@@ -33,6 +33,9 @@ mod permissions;
 pub mod train;
 mod weights;
 
+pub use blocks::conv::{
+    conv2d_gemm, conv_algorithm, set_conv_algorithm, ConvAlgorithm, GEMM_MIN_MACS,
+};
 pub use error::ScoreNetError;
 pub use ncsnv2::{Architecture, NcsnV2, NcsnV2Config};
 pub use weights::{

@@ -6,6 +6,7 @@ use burn::module::{Module, ModuleMapper, Param};
 use burn::nn::conv::Conv2d;
 use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
 
+use crate::blocks::conv;
 use crate::blocks::norm::{InstanceNorm2dPlus, InstanceNorm2dPlusConfig};
 use crate::blocks::refine::{RefineBlock, RefineBlockConfig};
 use crate::blocks::residual::{ResidualBlock, ResidualBlockConfig};
@@ -347,7 +348,7 @@ impl NcsnV2 {
     /// previous block's output with the output of the stage one level up.
     fn unscaled(&self, h: Tensor<4>) -> Tensor<4> {
         let mut layers = Vec::new();
-        let mut h = self.begin_conv.forward(h);
+        let mut h = conv::apply(&self.begin_conv, h);
         for stage in self.stages() {
             h = chain(stage, h);
             layers.push(h.clone());
@@ -362,7 +363,7 @@ impl NcsnV2 {
             refined = Some(block.forward(paths, size));
         }
         let out = refined.expect("an NCSNv2 has refine blocks");
-        self.end_conv.forward(elu(self.normalizer.forward(out)))
+        conv::apply(&self.end_conv, elu(self.normalizer.forward(out)))
     }
 
     /// The residual stages from the input down: `res1, res2, res3, [res31], res4, [res5]`.

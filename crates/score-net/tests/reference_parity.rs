@@ -2,62 +2,15 @@
 
 use std::path::Path;
 
-use burn::store::{bridge, ModuleStore, SafetensorsStore};
-use burn::tensor::{DType, Device, Distribution, FloatDType, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, Distribution, FloatDType, Int, Tensor};
 use qcs_score_net::{load_safetensors, NcsnV2Config};
 
-/// Largest accepted `‖ours − reference‖ / ‖reference‖`.
-const TOLERANCE: f64 = 1e-4;
+mod common;
+
+use common::{cifar, fixture, floats, mnist, parity, read, relative_error, TOLERANCE};
 
 /// The same for the network in f16 (see `half_precision_stays_close_to_the_reference`).
 const F16_TOLERANCE: f64 = 3e-2;
-
-fn fixture(name: &str) -> String {
-    format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn read(path: &str, name: &str) -> TensorData {
-    let mut store = SafetensorsStore::from_file(path);
-    let tensor = store
-        .get_tensor(name)
-        .expect("readable fixture")
-        .unwrap_or_else(|| panic!("`{name}` in {path}"));
-    bridge::to_data(tensor).expect("tensor data")
-}
-
-fn floats(data: TensorData) -> Vec<f64> {
-    data.convert::<f64>()
-        .try_to_vec::<f64>()
-        .expect("float data")
-}
-
-use qcs_testkit::rel_l2 as relative_error;
-
-/// Loads `<stem>_weights`, runs it on the inputs of `<stem>_io` and returns the relative error
-/// against the reference outputs.
-fn parity(stem: &str, config: NcsnV2Config, device: &Device) -> f64 {
-    let weights = fixture(&format!("{stem}_weights.safetensors"));
-    let io = fixture(&format!("{stem}_io.safetensors"));
-    let net = load_safetensors(&config, &weights, device).expect("fixture weights load");
-
-    let sigmas = floats(net.sigmas().into_data());
-    assert_eq!(relative_error(&sigmas, &floats(read(&io, "sigmas"))), 0.0);
-
-    let x = Tensor::<4>::from_data(read(&io, "x"), device);
-    let labels = Tensor::<1, Int>::from_data(read(&io, "labels"), device);
-    let out = net.forward(x, labels);
-    let error = relative_error(&floats(out.into_data()), &floats(read(&io, "out")));
-    println!("{stem} on {device:?}: relative L2 error {error:.3e}");
-    error
-}
-
-fn mnist() -> NcsnV2Config {
-    NcsnV2Config::new().with_ngf(8).with_num_levels(10)
-}
-
-fn cifar() -> NcsnV2Config {
-    mnist().with_channels(3).with_image_size(32)
-}
 
 /// On every test backend (`QCS_TEST_BACKENDS`: flex and ndarray by default, wgpu in the GPU pass).
 #[test]

@@ -39,7 +39,10 @@ impl ConvMeanPoolConfig {
 impl ConvMeanPool {
     /// Maps `[B, C_in, H, W]` to `[B, C_out, H/2, W/2]` (`H`, `W` even).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        avg_pool2d(self.conv.forward(x), AvgPoolOptions::new([2, 2]))
+        avg_pool2d(
+            super::conv::apply(&self.conv, x),
+            AvgPoolOptions::new([2, 2]),
+        )
     }
 }
 

@@ -47,7 +47,7 @@ impl CrpBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = elu(x);
         let (x, _) = self.convs.iter().fold((x.clone(), x), |(x, path), conv| {
-            let path = conv.forward(max_pool5(path));
+            let path = super::conv::apply(conv, max_pool5(path));
             (x + path.clone(), path)
         });
         x

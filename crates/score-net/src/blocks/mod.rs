@@ -1,7 +1,7 @@
 //! The building blocks of NCSNv2, one per file, each a burn `Config` + `Module` pair.
 
 mod activation;
-mod conv;
+pub mod conv;
 pub mod conv_mean_pool;
 pub mod crp;
 pub mod msf;

@@ -46,7 +46,7 @@ impl MsfBlock {
         self.convs
             .iter()
             .zip(xs)
-            .map(|(conv, x)| resize_bilinear(conv.forward(x), size))
+            .map(|(conv, x)| resize_bilinear(super::conv::apply(conv, x), size))
             .reduce(|sum, h| sum + h)
             .expect("an MSF block has at least one path")
     }

@@ -65,20 +65,29 @@ impl InstanceNorm2dPlus {
 
     fn normalize(&self, x: Tensor<4>) -> Tensor<4> {
         let [batch, channels, height, width] = x.dims();
-        let (spatial_var, spatial_mean) = x
+        let spatial_mean = x
             .clone()
             .reshape([batch, channels, height * width])
-            .var_mean_bias(2);
-        let spatial_var = spatial_var.reshape([batch, channels, 1, 1]);
-        let spatial_mean = spatial_mean.reshape([batch, channels, 1, 1]);
+            .mean_dim(2)
+            .reshape([batch, channels, 1, 1]);
+        let centered = x - spatial_mean.clone();
+        let spatial_var = centered
+            .clone()
+            .powi_scalar(2)
+            .reshape([batch, channels, height * width])
+            .mean_dim(2)
+            .reshape([batch, channels, 1, 1]);
 
         let (channel_var, channel_mean) = spatial_mean.clone().var_mean(1);
         let relative_mean =
-            (spatial_mean.clone() - channel_mean) / channel_var.add_scalar(self.epsilon).sqrt();
-        let normalized = (x - spatial_mean) / spatial_var.add_scalar(self.epsilon).sqrt();
+            (spatial_mean - channel_mean) / channel_var.add_scalar(self.epsilon).sqrt();
 
-        let h = normalized + relative_mean * per_channel(&self.alpha);
-        h * per_channel(&self.gamma) + per_channel(&self.beta)
+        // γ·((x − μ)/s + α·rel) + β as (x − μ)·scale + shift: the centred input serves the
+        // variance and the output, and the rest runs on [B, C, 1, 1].
+        let gamma = per_channel(&self.gamma);
+        let scale = gamma.clone() / spatial_var.add_scalar(self.epsilon).sqrt();
+        let shift = relative_mean * per_channel(&self.alpha) * gamma + per_channel(&self.beta);
+        centered * scale + shift
     }
 }
 

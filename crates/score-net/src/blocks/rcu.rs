@@ -55,8 +55,8 @@ impl RcuBlock {
     /// Applies the units in order to `[B, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.units.iter().fold(x, |x, unit| {
-            let h = unit.conv1.forward(elu(x.clone()));
-            x + unit.conv2.forward(elu(h))
+            let h = super::conv::apply(&unit.conv1, elu(x.clone()));
+            x + super::conv::apply(&unit.conv2, elu(h))
         })
     }
 }

@@ -38,7 +38,7 @@ impl ResampleConv {
     /// Applies the convolution to `[B, C_in, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
-            Self::Same(conv) => conv.forward(x),
+            Self::Same(conv) => super::conv::apply(conv, x),
             Self::Down(conv) => conv.forward(x),
         }
     }
@@ -100,7 +100,7 @@ impl ResidualBlockConfig {
 impl ResidualBlock {
     /// Maps `[B, C_in, H, W]` to `[B, C_out, H', W']` (`H' = H/2` for undilated `down` blocks).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = self.conv1.forward(elu(self.normalize1.forward(x.clone())));
+        let h = super::conv::apply(&self.conv1, elu(self.normalize1.forward(x.clone())));
         let h = self.conv2.forward(elu(self.normalize2.forward(h)));
         let skip = match &self.shortcut {
             Some(shortcut) => shortcut.forward(x),
