@@ -31,6 +31,18 @@ pub struct Observation {
     pub upper: Tensor<2>,
     /// σ, the noise standard deviation before quantization.
     pub noise_std: f32,
+    /// Whether the measurements are quantized and every bin is open on one side (1-bit quantizers):
+    /// the QCS-SGM score then takes its one-sided form, a few dozen element-wise operations instead of
+    /// a few hundred. Known when the observation is built, so no step reads the bins back.
+    pub one_sided: bool,
+}
+
+/// Whether every bin `[l, u)` is open on one side (edges already clamped to ±`EDGE_LIMIT`).
+fn all_one_sided(lower: &[f32], upper: &[f32]) -> bool {
+    lower
+        .iter()
+        .zip(upper)
+        .all(|(&l, &u)| l <= -EDGE_LIMIT || u >= EDGE_LIMIT)
 }
 
 fn clamp_edges(values: &[f32]) -> Vec<f32> {
@@ -45,20 +57,24 @@ impl Observation {
     pub fn from_set(set: &MeasurementSet, device: &Device) -> Self {
         let shape = [set.batch(), set.measurements()];
         let upload = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, shape), device);
+        let (lower, upper) = (clamp_edges(&set.lower), clamp_edges(&set.upper));
+        let quantized = set.bits().is_some();
         Self {
-            kind: if set.bits().is_some() {
+            kind: if quantized {
                 ObservationKind::Quantized
             } else {
                 ObservationKind::Linear
             },
+            one_sided: quantized && all_one_sided(&lower, &upper),
             y: upload(set.y.clone()),
-            lower: upload(clamp_edges(&set.lower)),
-            upper: upload(clamp_edges(&set.upper)),
+            lower: upload(lower),
+            upper: upload(upper),
             noise_std: set.info.noise_std as f32,
         }
     }
 
-    /// Builds an observation from device tensors ([B, M] each; edges may hold ±∞).
+    /// Builds an observation from device tensors ([B, M] each; edges may hold ±∞). Reads the edges
+    /// back once, to know whether every bin is open on one side.
     pub fn new(
         kind: ObservationKind,
         y: Tensor<2>,
@@ -78,12 +94,17 @@ impl Observation {
                 "noise std must be finite and ≥ 0, got {noise_std}"
             )));
         }
+        let lower = lower.clamp(-EDGE_LIMIT, EDGE_LIMIT);
+        let upper = upper.clamp(-EDGE_LIMIT, EDGE_LIMIT);
+        let one_sided = kind == ObservationKind::Quantized
+            && all_one_sided(&host(&lower, "lower")?, &host(&upper, "upper")?);
         Ok(Self {
             kind,
             y,
-            lower: lower.clamp(-EDGE_LIMIT, EDGE_LIMIT),
-            upper: upper.clamp(-EDGE_LIMIT, EDGE_LIMIT),
+            lower,
+            upper,
             noise_std,
+            one_sided,
         })
     }
 
@@ -108,6 +129,14 @@ impl Observation {
             lower: repeat(&self.lower),
             upper: repeat(&self.upper),
             noise_std: self.noise_std,
+            one_sided: self.one_sided,
         }
     }
+}
+
+/// A tensor's values on the host (whole, then reduced there: a bool read-back fails on wgpu).
+fn host(t: &Tensor<2>, what: &str) -> Result<Vec<f32>> {
+    t.clone().into_data().try_to_vec::<f32>().map_err(|e| {
+        LikelihoodError::InvalidSetting(format!("reading the {what} bin edges back: {e:?}"))
+    })
 }

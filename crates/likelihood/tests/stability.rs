@@ -7,7 +7,7 @@ mod common;
 use burn::prelude::*;
 use common::*;
 use qcs_likelihood::normal::{erf, erfcx};
-use qcs_likelihood::qcs::quantized_gradient;
+use qcs_likelihood::qcs::{one_sided_gradient, quantized_gradient};
 
 /// erfcx in f64: exp(x²)·erfc(x) where that is representable, √(2/π)·M(√2·x) in the upper tail.
 fn erfcx_f64(x: f64) -> f64 {
@@ -120,6 +120,45 @@ fn scores_stay_finite_signed_and_exact_in_both_tails() {
                     assert!(
                         ((v - asymptote) / asymptote).abs() < 2.0 / (distance * distance),
                         "{name} z = {z}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The one-sided form that 1-bit observations take computes the general form's function: the exact
+/// f64 gradient, on both sides of the edge and 40 standard deviations out, at several scales.
+#[test]
+fn the_one_sided_form_is_the_general_form_for_one_bit_bins() {
+    let zs: Vec<f64> = (-80..=80).map(|i| f64::from(i) * 0.5).collect();
+    let n = zs.len();
+    for (name, device) in devices() {
+        for (lower, upper) in [
+            (0.0, f64::INFINITY),
+            (f64::NEG_INFINITY, 0.0),
+            (-1.5, f64::INFINITY),
+            (f64::NEG_INFINITY, 2.0),
+        ] {
+            for std in [0.3, 1.0, 4.0] {
+                let args = || {
+                    (
+                        row(&zs, &device),
+                        row(&vec![lower; n], &device),
+                        row(&vec![upper; n], &device),
+                        row(&vec![std; n], &device),
+                    )
+                };
+                let (z, l, u, s) = args();
+                let fast = host(one_sided_gradient(z, l, u, s));
+                let (z, l, u, s) = args();
+                let general = host(quantized_gradient(z, l, u, s));
+                for ((z, v), g) in zs.iter().zip(&fast).zip(&general) {
+                    let exact = exact_gradient(z / std, lower / std, upper / std) / std;
+                    let tolerance = 2e-5 * (1.0 + exact.abs());
+                    assert!(
+                        (v - exact).abs() < tolerance && (v - g).abs() < tolerance,
+                        "{name} bin [{lower}, {upper}) σ {std} z = {z}: {v}, general {g}, exact {exact}"
                     );
                 }
             }
