@@ -97,7 +97,10 @@ impl Observation {
         let lower = lower.clamp(-EDGE_LIMIT, EDGE_LIMIT);
         let upper = upper.clamp(-EDGE_LIMIT, EDGE_LIMIT);
         let one_sided = kind == ObservationKind::Quantized
-            && all_one_sided(&host(&lower, "lower")?, &host(&upper, "upper")?);
+            && all_one_sided(
+                &read_back(lower.clone(), "the lower bin edges")?,
+                &read_back(upper.clone(), "the upper bin edges")?,
+            );
         Ok(Self {
             kind,
             y,
@@ -134,9 +137,11 @@ impl Observation {
     }
 }
 
-/// A tensor's values on the host (whole, then reduced there: a bool read-back fails on wgpu).
-fn host(t: &Tensor<2>, what: &str) -> Result<Vec<f32>> {
-    t.clone().into_data().try_to_vec::<f32>().map_err(|e| {
-        LikelihoodError::InvalidSetting(format!("reading the {what} bin edges back: {e:?}"))
-    })
+/// A tensor's values on the host, read whole so that checks on them run there: a bool read-back
+/// fails on wgpu, and a device reduction would be one more kernel for a GPU backend to autotune (a
+/// run that tunes can round the network's own reductions differently from one that reads the cache).
+pub(crate) fn read_back<const D: usize>(t: Tensor<D>, what: &str) -> Result<Vec<f32>> {
+    t.into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| LikelihoodError::InvalidSetting(format!("reading {what} back: {e:?}")))
 }

@@ -8,10 +8,9 @@
 use burn::prelude::*;
 use qcs_sensing::{operator_norm_sq, Operator};
 
-use crate::error::LikelihoodError;
 use crate::error::Result;
 use crate::normal::{cdf, erfcx, pdf, standardized_bin_ratios, FRAC_1_SQRT_2, SQRT_2_OVER_PI};
-use crate::observation::{Observation, ObservationKind};
+use crate::observation::{read_back, Observation, ObservationKind};
 use crate::{flatten_checked, Curvature, LikelihoodScore, EDGE_LIMIT, MIN_VARIANCE};
 
 /// How the quantized score is evaluated.
@@ -170,14 +169,4 @@ impl LikelihoodScore for QcsSgmScore {
             noise_var: noise_std * noise_std,
         }))
     }
-}
-
-/// Whether every bin of a quantized observation is open on one side (1-bit). The edges are read back whole
-/// and checked on the host: a device reduction here would be one more kernel for a GPU backend to autotune,
-/// and a run that tunes can round the network's own reductions differently from a run that reads the tuning
-/// cache.
-fn read_back(t: Tensor<1>, what: &str) -> Result<Vec<f32>> {
-    t.into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| LikelihoodError::InvalidSetting(format!("reading {what} back: {e:?}")))
 }
