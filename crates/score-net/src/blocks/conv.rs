@@ -260,30 +260,35 @@ mod tests {
     #[test]
     fn gemm_convolution_matches_the_backend_convolution() {
         // 3×3 "same", dilated, 1×1, strided with uneven padding, non-square kernel and image.
-        check(
-            [2, 3, 7, 6],
-            4,
-            [3, 3],
-            ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
-        );
-        check(
-            [1, 2, 9, 9],
-            3,
-            [3, 3],
-            ConvOptions::new([1, 1], [2, 2], [2, 2], 1),
-        );
-        check(
-            [3, 5, 4, 5],
-            2,
-            [1, 1],
-            ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
-        );
-        check(
-            [2, 2, 8, 7],
-            3,
-            [3, 2],
-            ConvOptions::new_with_padding([2, 3], [(1, 0), (2, 1)], [1, 2], 1),
-        );
+        let cases = [
+            (
+                [2, 3, 7, 6],
+                4,
+                [3, 3],
+                ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+            ),
+            (
+                [1, 2, 9, 9],
+                3,
+                [3, 3],
+                ConvOptions::new([1, 1], [2, 2], [2, 2], 1),
+            ),
+            (
+                [3, 5, 4, 5],
+                2,
+                [1, 1],
+                ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+            ),
+            (
+                [2, 2, 8, 7],
+                3,
+                [3, 2],
+                ConvOptions::new_with_padding([2, 3], [(1, 0), (2, 1)], [1, 2], 1),
+            ),
+        ];
+        for (dims, c_out, kernel, options) in cases {
+            check(dims, c_out, kernel, options);
+        }
     }
 
     #[test]
