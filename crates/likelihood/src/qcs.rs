@@ -6,7 +6,7 @@
 //! - linear: g_m = (y_m − z_m)/s_m².
 
 use burn::prelude::*;
-use qcs_sensing::{operator_norm_sq, Operator};
+use qcs_sensing::Operator;
 
 use crate::error::Result;
 use crate::normal::{cdf, erfcx, pdf, standardized_bin_ratios, FRAC_1_SQRT_2, SQRT_2_OVER_PI};
@@ -86,9 +86,6 @@ fn quantized_gradient_reference(
 /// correlated ρ = 0.4 4.8 and ρ = 0.8 16.7.
 pub const COHERENT_ROWS: f64 = 4.0;
 
-/// Power-iteration steps for ‖A‖² in [`QcsSgmScore::curvature`].
-const NORM_ITERATIONS: usize = 50;
-
 /// g_m = (y_m − z_m)/s_m² for linear measurements.
 pub fn linear_gradient(z: Tensor<2>, y: Tensor<2>, variance: Tensor<2>) -> Tensor<2> {
     (y - z) / variance
@@ -132,7 +129,8 @@ impl LikelihoodScore for QcsSgmScore {
         Ok(operator.adjoint(g).reshape(dims))
     }
 
-    /// ‖A‖² by power iteration (exact for DCT and Hadamard) and the smallest row norm, read back once.
+    /// ‖A‖² (the operator's cached power iteration, exact for DCT and Hadamard) and the smallest row norm,
+    /// read back once.
     ///
     /// `None` (the sampler keeps the reference step) in two cases:
     /// - [`Numerics::Reference`]: that mode reproduces the reference algorithm, steps included;
@@ -154,7 +152,7 @@ impl LikelihoodScore for QcsSgmScore {
         if self.numerics == Numerics::Reference {
             return Ok(None);
         }
-        let operator_norm_sq = operator_norm_sq(operator, NORM_ITERATIONS, 0)?;
+        let operator_norm_sq = operator.norm_sq()?;
         let row_norms_sq = read_back(operator.row_norms_sq(), "the row norms")?;
         let min_row_norm_sq = row_norms_sq.iter().copied().fold(f32::INFINITY, f32::min);
         let mean_row_norm_sq = row_norms_sq.iter().map(|&v| f64::from(v)).sum::<f64>()

@@ -14,7 +14,7 @@ pub mod spec;
 
 pub use error::{Result, SensingError};
 pub use measurements::{simulate, MeasurementInfo, MeasurementSet};
-pub use operator::{build_operator, operator_norm_sq, GramSpectrum, Operator};
+pub use operator::{build_operator, operator_norm_sq, GramSpectrum, Operator, NORM_ITERATIONS};
 pub use quantize::{QuantizerSpec, StepRule};
 pub use shape::ImageShape;
 pub use spec::{Family, OperatorSpec};

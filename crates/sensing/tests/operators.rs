@@ -181,6 +181,35 @@ fn gram_eigenpairs_of_a_dense_gaussian_reconstruct_a_a_transpose() {
     }
 }
 
+/// `norm_sq` is the seeded power iteration's value (exact for the structured families), within 2 % of the
+/// largest eigenvalue of A·Aᵀ, and the same value on a second call (cached, not recomputed from another
+/// start).
+#[test]
+fn the_cached_norm_is_the_power_iteration_and_near_the_top_eigenvalue() {
+    for (name, device) in devices() {
+        for family in ALL_FAMILIES {
+            let op = operator(family, 24, [1, 6, 8], &device);
+            let cached = op.norm_sq().unwrap();
+            let direct =
+                qcs_sensing::operator_norm_sq(op.as_ref(), qcs_sensing::NORM_ITERATIONS, 0)
+                    .unwrap();
+            assert_eq!(cached, direct, "{name} {family:?}");
+            assert_eq!(op.norm_sq().unwrap(), cached, "{name} {family:?}");
+            let top = match op.gram().unwrap() {
+                GramSpectrum::Scaled { value, .. } => f64::from(*value),
+                GramSpectrum::Eigen { values, .. } => {
+                    let values = values.clone().into_data().try_to_vec_as::<f32>().unwrap();
+                    f64::from(values.into_iter().fold(f32::NEG_INFINITY, f32::max))
+                }
+            };
+            assert!(
+                (cached - top).abs() <= 0.02 * top,
+                "{name} {family:?}: ‖A‖² {cached} against λ_max {top}"
+            );
+        }
+    }
+}
+
 #[test]
 fn correlated_matrix_has_the_specified_row_and_column_correlation() {
     let device = qcs_testkit::device();

@@ -26,6 +26,8 @@ pub struct DenseOperator {
     row_norms: Tensor<1>,
     /// Eigenpairs of A·Aᵀ, filled on first use (or at construction when they are known analytically).
     gram: OnceLock<GramSpectrum>,
+    /// ‖A‖², filled on first use.
+    norm_sq: OnceLock<f64>,
 }
 
 impl DenseOperator {
@@ -99,6 +101,7 @@ impl DenseOperator {
             matrix: Tensor::from_data(TensorData::new(to_row_major_f32(a), [m, n]), device),
             row_norms: Tensor::from_data(TensorData::new(norms, [m]), device),
             gram,
+            norm_sq: OnceLock::new(),
         }
     }
 
@@ -194,5 +197,13 @@ impl Operator for DenseOperator {
         }
         let computed = self.compute_gram()?;
         Ok(self.gram.get_or_init(|| computed))
+    }
+
+    fn norm_sq(&self) -> Result<f64> {
+        if let Some(&value) = self.norm_sq.get() {
+            return Ok(value);
+        }
+        let computed = super::operator_norm_sq(self, super::NORM_ITERATIONS, 0)?;
+        Ok(*self.norm_sq.get_or_init(|| computed))
     }
 }

@@ -139,4 +139,8 @@ impl Operator for HadamardOperator {
     fn gram(&self) -> Result<&GramSpectrum> {
         Ok(&self.gram)
     }
+
+    fn norm_sq(&self) -> Result<f64> {
+        super::operator_norm_sq(self, super::NORM_ITERATIONS, 0)
+    }
 }

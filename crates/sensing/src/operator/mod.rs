@@ -14,7 +14,7 @@ use burn::prelude::*;
 pub use dct::{Dct2d, DctOperator};
 pub use dense::DenseOperator;
 pub use hadamard::HadamardOperator;
-pub use norm::{normalized_rows, operator_norm_sq};
+pub use norm::{normalized_rows, operator_norm_sq, NORM_ITERATIONS};
 
 use crate::error::Result;
 use crate::spec::{Family, OperatorSpec};
@@ -59,6 +59,10 @@ pub trait Operator: Send + Sync + std::fmt::Debug {
 
     /// The eigenpairs of A·Aᵀ, computed once and cached.
     fn gram(&self) -> Result<&GramSpectrum>;
+
+    /// ‖A‖² = λ_max(A·Aᵀ) as [`operator_norm_sq`] gives it with [`NORM_ITERATIONS`] steps from seed 0 (exact for
+    /// DCT and Hadamard), computed once and cached: a sampler asks for it on every call.
+    fn norm_sq(&self) -> Result<f64>;
 
     /// M.
     fn rows(&self) -> usize {

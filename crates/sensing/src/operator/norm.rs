@@ -8,6 +8,9 @@ use rand_chacha::ChaCha8Rng;
 use super::{GramSpectrum, Operator};
 use crate::error::{Result, SensingError};
 
+/// Power-iteration steps of the cached [`Operator::norm_sq`].
+pub const NORM_ITERATIONS: usize = 50;
+
 /// ‖A‖²: exact for the structured operators (A·Aᵀ = c·I), otherwise `iterations` steps of power iteration
 /// v ← AᵀA·v/‖AᵀA·v‖ from a seeded random start, returning the Rayleigh quotient ‖A·v‖². Power iteration
 /// approaches λ_max from below; the estimate is within a few per cent after 50 steps for the dense families.
