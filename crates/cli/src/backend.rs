@@ -35,6 +35,16 @@ pub const DEFAULT_CONV: qcs_score_net::ConvAlgorithm = qcs_score_net::ConvAlgori
 #[cfg(not(feature = "wgpu"))]
 pub const DEFAULT_CONV: qcs_score_net::ConvAlgorithm = qcs_score_net::ConvAlgorithm::Native;
 
+/// The file that keeps autotune results and the device's measured throughput between runs (cubecl's
+/// environment store: `target/environment/` inside a cargo workspace, otherwise the user cache directory).
+/// `None` on the CPU backends, which tune nothing.
+pub fn tuning_cache() -> Option<std::path::PathBuf> {
+    #[cfg(feature = "wgpu")]
+    return Some(burn::cubecl::environment::path());
+    #[cfg(not(feature = "wgpu"))]
+    None
+}
+
 /// The device this build computes on.
 pub fn device() -> Device {
     #[cfg(feature = "flex")]

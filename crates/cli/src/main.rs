@@ -40,6 +40,9 @@ fn main() -> Result<()> {
             println!("backend: {}", backend::BACKEND);
             println!("device: {device:?}");
             println!("convolutions: {}", qcs_score_net::conv_algorithm().name());
+            if let Some(path) = backend::tuning_cache() {
+                println!("tuning cache: {}", path.display());
+            }
             Ok(())
         }
     }

@@ -20,6 +20,16 @@ fn info_names_the_compiled_backend() {
         "backend: flex"
     };
     assert!(text.contains(expected), "{text}");
+    // wgpu keeps its autotune results on disk (a file under the workspace's target/ here, where the
+    // tests run); the CPU backends tune nothing.
+    let cache = text.lines().find_map(|l| l.strip_prefix("tuning cache: "));
+    if cfg!(feature = "wgpu") {
+        let cache = std::path::Path::new(cache.expect("info names the tuning cache"));
+        let target = common::root().canonicalize().unwrap().join("target");
+        assert!(cache.starts_with(target), "{text}");
+    } else {
+        assert!(cache.is_none(), "{text}");
+    }
 }
 
 #[test]
@@ -90,6 +100,18 @@ fn reconstruct_writes_pictures_and_an_exact_report() {
         "report.json",
     ] {
         assert!(out.join(name).exists(), "missing {name}");
+    }
+    if cfg!(feature = "wgpu") {
+        // The run tuned its kernels and kept the results for the next process.
+        let info = String::from_utf8_lossy(&qcs(&["info"]).stdout).to_string();
+        let cache = info
+            .lines()
+            .find_map(|l| l.strip_prefix("tuning cache: "))
+            .expect("info names the tuning cache");
+        assert!(
+            std::fs::metadata(cache).is_ok_and(|m| m.len() > 0),
+            "{info}"
+        );
     }
     let grid = image::open(out.join("grid.png")).unwrap();
     let pad = qcs_data::GRID_PADDING as u32;

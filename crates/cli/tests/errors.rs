@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{assert_refused, qcs, stderr, tiny_config, write_images};
+use common::{assert_refused, qcs, qcs_tuned, stderr, tiny_config, write_images, Tuning};
 
 /// A folder with one 28×28 test image and the tiny config; returns (tmp, images dir, config, out dir).
 fn setup(matrix: &str, m: usize) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
@@ -19,7 +19,13 @@ fn setup(matrix: &str, m: usize) -> (tempfile::TempDir, PathBuf, PathBuf, PathBu
     (tmp, images, config, out)
 }
 
-fn reconstruct(config: &Path, images: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+fn reconstruct(
+    tuning: Tuning,
+    config: &Path,
+    images: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> std::process::Output {
     let mut args = vec![
         "reconstruct",
         "--config",
@@ -30,23 +36,32 @@ fn reconstruct(config: &Path, images: &Path, out: &Path, extra: &[&str]) -> std:
         out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    qcs(&args)
+    qcs_tuned(tuning, &args)
 }
 
-fn measure(config: &Path, images: &Path, file: &Path) {
-    let run = qcs(&[
-        "measure",
-        "--config",
-        config.to_str().unwrap(),
-        "--images",
-        images.to_str().unwrap(),
-        "--out",
-        file.to_str().unwrap(),
-    ]);
+fn measure(tuning: Tuning, config: &Path, images: &Path, file: &Path) {
+    let run = qcs_tuned(
+        tuning,
+        &[
+            "measure",
+            "--config",
+            config.to_str().unwrap(),
+            "--images",
+            images.to_str().unwrap(),
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    );
     assert!(run.status.success(), "{}", stderr(&run));
 }
 
-fn from_file(config: &Path, file: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+fn from_file(
+    tuning: Tuning,
+    config: &Path,
+    file: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> std::process::Output {
     let mut args = vec![
         "reconstruct",
         "--config",
@@ -57,14 +72,14 @@ fn from_file(config: &Path, file: &Path, out: &Path, extra: &[&str]) -> std::pro
         out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    qcs(&args)
+    qcs_tuned(tuning, &args)
 }
 
 #[test]
 fn nan_in_a_measurement_file_is_named() {
     let (tmp, images, config, out) = setup("gaussian", 20);
     let file = tmp.path().join("m.qcsm");
-    measure(&config, &images, &file);
+    measure(Tuning::Shared, &config, &images, &file);
     // Overwrite the first value of `y` (the last tensor block of the file holds y's data somewhere; find the
     // ±1 of a 1-bit measurement by its bytes) with a NaN.
     let mut bytes = std::fs::read(&file).unwrap();
@@ -73,7 +88,7 @@ fn nan_in_a_measurement_file_is_named() {
     let start = meta["y"]["data_offsets"][0].as_u64().unwrap() as usize + 8 + header;
     bytes[start..start + 4].copy_from_slice(&f32::NAN.to_le_bytes());
     std::fs::write(&file, bytes).unwrap();
-    let run = from_file(&config, &file, &out, &[]);
+    let run = from_file(Tuning::Shared, &config, &file, &out, &[]);
     assert_refused(&run, &["m.qcsm", "non-finite", "y"], &out);
 }
 
@@ -81,10 +96,10 @@ fn nan_in_a_measurement_file_is_named() {
 fn a_truncated_measurement_file_is_named() {
     let (tmp, images, config, out) = setup("gaussian", 20);
     let file = tmp.path().join("cut.qcsm");
-    measure(&config, &images, &file);
+    measure(Tuning::Shared, &config, &images, &file);
     let bytes = std::fs::read(&file).unwrap();
     std::fs::write(&file, &bytes[..bytes.len() - 7]).unwrap();
-    let run = from_file(&config, &file, &out, &[]);
+    let run = from_file(Tuning::Shared, &config, &file, &out, &[]);
     assert_refused(&run, &["cut.qcsm"], &out);
 }
 
@@ -93,7 +108,7 @@ fn a_config_with_an_unknown_key_names_the_key_and_the_file() {
     let (_tmp, images, config, out) = setup("gaussian", 20);
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, text.replace("step_lr =", "step_size =")).unwrap();
-    let run = reconstruct(&config, &images, &out, &[]);
+    let run = reconstruct(Tuning::Shared, &config, &images, &out, &[]);
     assert_refused(&run, &["tiny.toml", "step_size"], &out);
 }
 
@@ -102,7 +117,7 @@ fn a_config_value_of_the_wrong_type_names_the_key() {
     let (_tmp, images, config, out) = setup("gaussian", 20);
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, text.replace("chains = 1", "chains = \"one\"")).unwrap();
-    let run = reconstruct(&config, &images, &out, &[]);
+    let run = reconstruct(Tuning::Shared, &config, &images, &out, &[]);
     assert_refused(&run, &["tiny.toml", "chains"], &out);
 }
 
@@ -110,7 +125,7 @@ fn a_config_value_of_the_wrong_type_names_the_key() {
 fn a_missing_config_file_is_named() {
     let (tmp, images, _config, out) = setup("gaussian", 20);
     let missing = tmp.path().join("nowhere.toml");
-    let run = reconstruct(&missing, &images, &out, &[]);
+    let run = reconstruct(Tuning::Shared, &missing, &images, &out, &[]);
     assert_refused(&run, &["nowhere.toml"], &out);
 }
 
@@ -130,7 +145,7 @@ fn impossible_sampler_settings_name_their_flag() {
             .into_iter()
             .filter(|a| !a.is_empty())
             .collect();
-        let run = reconstruct(&config, &images, &out, &args);
+        let run = reconstruct(Tuning::Shared, &config, &images, &out, &args);
         assert_refused(&run, &[expect], &out);
     }
 }
@@ -145,7 +160,7 @@ fn impossible_measurement_settings_name_their_flag() {
         (vec!["--matrix", "correlated", "--rho", "1"], "ρ"),
         (vec!["--full-scale", "0"], "full-scale"),
     ] {
-        let run = reconstruct(&config, &images, &out, &extra);
+        let run = reconstruct(Tuning::Shared, &config, &images, &out, &extra);
         assert_refused(&run, &[expect], &out);
     }
 }
@@ -156,6 +171,7 @@ fn a_model_file_that_is_not_a_weight_file_is_named() {
     let model = tmp.path().join("junk.safetensors");
     std::fs::write(&model, b"this is not a model").unwrap();
     let run = reconstruct(
+        Tuning::Shared,
         &config,
         &images,
         &out,
@@ -168,7 +184,7 @@ fn a_model_file_that_is_not_a_weight_file_is_named() {
 fn an_unreadable_image_is_named() {
     let (_tmp, images, config, out) = setup("gaussian", 20);
     std::fs::write(images.join("broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
-    let run = reconstruct(&config, &images, &out, &[]);
+    let run = reconstruct(Tuning::Shared, &config, &images, &out, &[]);
     assert_refused(&run, &["broken.png"], &out);
 }
 
@@ -196,9 +212,17 @@ fn training_data_with_a_wrong_magic_number_is_named() {
 #[test]
 fn the_same_seed_gives_bit_identical_outputs() {
     let (tmp, images, config, out) = setup("gaussian", 40);
+    // Bit-for-bit comparisons: runs that tuned kernels alone (see `Tuning::Own`).
+    let tuning = Tuning::Own("errors-same-seed");
     let again = tmp.path().join("again");
-    let first = reconstruct(&config, &images, &out, &["--json", "--chains", "2"]);
-    let second = reconstruct(&config, &images, &again, &["--json", "--chains", "2"]);
+    let first = reconstruct(tuning, &config, &images, &out, &["--json", "--chains", "2"]);
+    let second = reconstruct(
+        tuning,
+        &config,
+        &images,
+        &again,
+        &["--json", "--chains", "2"],
+    );
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(second.status.success(), "{}", stderr(&second));
     for name in ["img0.png", "img1.png", "img0_std.png", "grid.png"] {
@@ -214,7 +238,7 @@ fn the_same_seed_gives_bit_identical_outputs() {
     assert_eq!(psnr(&first), psnr(&second));
     // Another seed gives another reconstruction.
     let other = tmp.path().join("other");
-    let third = reconstruct(&config, &images, &other, &["--seed", "99"]);
+    let third = reconstruct(tuning, &config, &images, &other, &["--seed", "99"]);
     assert!(third.status.success(), "{}", stderr(&third));
     assert_ne!(
         std::fs::read(out.join("img0.png")).unwrap(),
@@ -227,9 +251,12 @@ fn the_same_seed_gives_bit_identical_outputs() {
 #[test]
 fn the_step_control_changes_q_bit_runs_only() {
     let (tmp, images, config, _) = setup("gaussian", 40);
+    // Bit-for-bit comparisons: runs that tuned kernels alone (see `Tuning::Own`).
+    let tuning = Tuning::Own("errors-step-control");
     let image = |bits: &str, rule: &str| {
         let out = tmp.path().join(format!("{bits}-{rule}"));
         let run = reconstruct(
+            tuning,
             &config,
             &images,
             &out,
@@ -241,7 +268,7 @@ fn the_step_control_changes_q_bit_runs_only() {
     assert_eq!(image("1", "curvature"), image("1", "reference"));
     assert_ne!(image("3", "curvature"), image("3", "reference"));
     let out = tmp.path().join("bad");
-    let run = reconstruct(&config, &images, &out, &["--step-control", "fast"]);
+    let run = reconstruct(tuning, &config, &images, &out, &["--step-control", "fast"]);
     assert_eq!(run.status.code(), Some(2), "{}", stderr(&run));
     assert!(
         stderr(&run).contains("curvature or reference"),
@@ -253,12 +280,14 @@ fn the_step_control_changes_q_bit_runs_only() {
 #[test]
 fn a_measurement_file_and_the_model_reproduce_a_reconstruction() {
     let (tmp, images, config, out) = setup("dct", 60);
+    // Bit-for-bit comparisons: runs that tuned kernels alone (see `Tuning::Own`).
+    let tuning = Tuning::Own("errors-measurement-file");
     let file = tmp.path().join("m.qcsm");
-    measure(&config, &images, &file);
-    let direct = reconstruct(&config, &images, &out, &[]);
+    measure(tuning, &config, &images, &file);
+    let direct = reconstruct(tuning, &config, &images, &out, &[]);
     assert!(direct.status.success(), "{}", stderr(&direct));
     let replay = tmp.path().join("replay");
-    let run = from_file(&config, &file, &replay, &[]);
+    let run = from_file(tuning, &config, &file, &replay, &[]);
     assert!(run.status.success(), "{}", stderr(&run));
     for name in ["img0.png", "img1.png"] {
         assert_eq!(
@@ -277,7 +306,13 @@ fn a_half_precision_network_matches_f32_or_is_refused_by_name() {
     let (tmp, images, config, out) = setup("gaussian", 200);
     let info = qcs(&["info"]);
     let backend = String::from_utf8_lossy(&info.stdout).to_string();
-    let half = reconstruct(&config, &images, &out, &["--json", "--precision", "f16"]);
+    let half = reconstruct(
+        Tuning::Shared,
+        &config,
+        &images,
+        &out,
+        &["--json", "--precision", "f16"],
+    );
     if !half.status.success() {
         // ndarray has no f16 arithmetic; a GPU without shader-f16 has none either. flex has.
         assert!(!backend.contains("backend: flex"), "{}", stderr(&half));
@@ -287,6 +322,7 @@ fn a_half_precision_network_matches_f32_or_is_refused_by_name() {
     assert!(!backend.contains("backend: ndarray"), "ndarray took f16");
     let full_out = tmp.path().join("f32");
     let full = reconstruct(
+        Tuning::Shared,
         &config,
         &images,
         &full_out,
@@ -308,6 +344,7 @@ fn a_half_precision_network_matches_f32_or_is_refused_by_name() {
         assert!((h - f).abs() < 0.1, "f16 {h:.3} dB against f32 {f:.3} dB");
     }
     let bad = reconstruct(
+        Tuning::Shared,
         &config,
         &images,
         &tmp.path().join("bad"),

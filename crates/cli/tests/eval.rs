@@ -6,21 +6,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{qcs, root, stderr};
+use common::{qcs, stderr};
 
-/// A config for the reference ngf-8 fixture network (10 levels).
+/// The CLI tests' tiny config (the ngf-8 fixture network, 10 levels). Every sweep here sets its own schedule
+/// and measurements.
 fn tiny_config(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(root().join("configs/mnist.toml"))
-        .unwrap()
-        .replace(
-            "assets/models/mnist.safetensors",
-            "tests/fixtures/ncsnv2_mnist_ngf8_weights.safetensors",
-        )
-        .replace("num_levels = 232", "num_levels = 10")
-        .replace("levels = 232", "levels = 3");
-    let path = dir.join("tiny.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    common::tiny_config(dir, "gaussian", 200)
 }
 
 /// A tiny sweep: 2 shipped digits, one 2×1 schedule, M ∈ {50, 100}, 1-bit and linear, `methods`.

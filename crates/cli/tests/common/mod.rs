@@ -11,11 +11,28 @@ pub fn root() -> PathBuf {
 
 /// Runs the built `qcs` with `args` from the workspace root.
 pub fn qcs(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qcs"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .expect("the qcs binary runs")
+    qcs_tuned(Tuning::Shared, args)
+}
+
+/// The autotune cache a wgpu run reads and fills (the CPU backends tune nothing).
+#[derive(Clone, Copy, Debug)]
+pub enum Tuning<'a> {
+    /// The suite's: every test process shares it, so a kernel shape is tuned once per run of the suite.
+    Shared,
+    /// A cubecl environment of the test's own, named so. A test that compares two runs bit for bit needs
+    /// both to pick the same kernels: the second run reads what the first tuned. With the shared cache a
+    /// test running beside it may tune the same shape at the same time and keep another winner.
+    Own(&'a str),
+}
+
+/// Runs the built `qcs` with `args` from the workspace root, with the autotune cache `tuning`.
+pub fn qcs_tuned(tuning: Tuning, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_qcs"));
+    command.current_dir(root()).args(args);
+    if let Tuning::Own(name) = tuning {
+        command.env("CUBECL_ENVIRONMENT", name);
+    }
+    command.output().expect("the qcs binary runs")
 }
 
 /// The standard error of a run, as text.
