@@ -25,6 +25,7 @@ use serde::Serialize;
 
 use crate::args::Precision;
 use crate::backend;
+use crate::stdout::outln;
 
 /// Network evaluations of the reference schedule: 232 levels × 5 steps + the final denoising step.
 pub const REFERENCE_NFE: usize = 232 * 5 + 1;
@@ -369,15 +370,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         args.repeats,
         args.warmup
     );
-    println!(
+    outln!(
         "| ngf | image | batch | forward ms | Langevin step ms | images/s at {REFERENCE_NFE} NFE |"
     );
-    println!("|---:|---|---:|---:|---:|---:|");
+    outln!("|---:|---|---:|---:|---:|---:|");
     let mut measured = Vec::with_capacity(plan.len());
     for (ngf, image, batch) in plan {
         let case = measure(args, ngf, image, batch, &device)
             .with_context(|| format!("ngf {ngf}, image {image:?}, batch {batch}"))?;
-        println!(
+        outln!(
             "| {} | {}×{}×{} | {} | {:.2} | {:.2} | {:.3} |",
             case.ngf,
             image[1],
@@ -405,15 +406,17 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     // measurement keeps the figures already taken.
     write_report(&report, &args.out)?;
     if args.train_batch > 0 && !args.quick && args.size.contains(&28) {
-        println!();
-        println!("| ngf | image | train batch | ms per training step |");
-        println!("|---:|---|---:|---:|");
+        outln!();
+        outln!("| ngf | image | train batch | ms per training step |");
+        outln!("|---:|---|---:|---:|");
         for &ngf in &args.ngf {
             let case = measure_training(args, ngf, &device)
                 .with_context(|| format!("training step, ngf {ngf}"))?;
-            println!(
+            outln!(
                 "| {} | 28×28×1 | {} | {:.1} |",
-                case.ngf, case.batch, case.step_ms
+                case.ngf,
+                case.batch,
+                case.step_ms
             );
             report.training.push(case);
             write_report(&report, &args.out)?;

@@ -22,6 +22,7 @@ use crate::reconstruct::{langevin_config, reconstruct_all, slice_set, step_bar_s
 use crate::report::score_images;
 use crate::results::{markdown, summary, write_atomically, ResultsFile, Row};
 use crate::setup::{default_images, image_paths, load_model, read_images};
+use crate::stdout::outln;
 use crate::sweep::{bits_name, numerics_name, plan, Cell, Method, Setting};
 use crate::{backend, plot};
 
@@ -261,8 +262,8 @@ fn finish(out: &Path, rows: &[Row], command: &str) -> Result<()> {
     if plot::psnr_vs_nfe(rows, &out.join("psnr_vs_nfe.png"))? {
         written.push("psnr_vs_nfe.png");
     }
-    print!("{}", summary(rows));
-    println!("wrote {} in {}", written.join(", "), out.display());
+    crate::stdout::print(&summary(rows))?;
+    outln!("wrote {} in {}", written.join(", "), out.display());
     Ok(())
 }
 

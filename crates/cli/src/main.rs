@@ -12,6 +12,7 @@ mod report;
 mod results;
 mod sample;
 mod setup;
+mod stdout;
 mod sweep;
 mod train;
 
@@ -20,6 +21,7 @@ use clap::Parser;
 use qcs_cli::config;
 
 use args::{Cli, Command};
+use stdout::outln;
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -36,12 +38,12 @@ fn main() -> Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Info => {
             let device = backend::device();
-            println!("qcs {}", env!("CARGO_PKG_VERSION"));
-            println!("backend: {}", backend::BACKEND);
-            println!("device: {device:?}");
-            println!("convolutions: {}", qcs_score_net::conv_algorithm().name());
+            outln!("qcs {}", env!("CARGO_PKG_VERSION"));
+            outln!("backend: {}", backend::BACKEND);
+            outln!("device: {device:?}");
+            outln!("convolutions: {}", qcs_score_net::conv_algorithm().name());
             if let Some(path) = backend::tuning_cache() {
-                println!("tuning cache: {}", path.display());
+                outln!("tuning cache: {}", path.display());
             }
             Ok(())
         }

@@ -9,6 +9,7 @@ use crate::args::MeasureArgs;
 use crate::backend;
 use crate::config::Config;
 use crate::setup::{matrix_label, measurement_settings, operator_spec, quantizer, read_images};
+use crate::stdout::outln;
 
 /// Runs `qcs measure`.
 pub fn run(args: &MeasureArgs) -> Result<()> {
@@ -36,7 +37,7 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
     )?;
     qcs_sensing::file::save(&set, &args.out)
         .with_context(|| format!("writing {}", args.out.display()))?;
-    println!(
+    outln!(
         "wrote {}: {} image(s) of {shape}, M = {}, {}, {}, σ = {}",
         args.out.display(),
         set.batch(),

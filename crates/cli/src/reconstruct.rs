@@ -19,6 +19,7 @@ use crate::setup::{
     default_images, image_shape, image_spec, load_model, matrix_label, measurement_settings,
     operator_spec, quantizer, read_images,
 };
+use crate::stdout::outln;
 use crate::{backend, output};
 
 /// The sampler section with the flags applied.
@@ -292,10 +293,10 @@ pub fn run(args: &ReconstructArgs) -> Result<()> {
     )?;
     let json = serde_json::to_string_pretty(&report)?;
     if args.json {
-        println!("{json}");
+        outln!("{json}");
     } else {
-        print!("{}", report.table());
-        println!("wrote {}", args.out.display());
+        crate::stdout::print(&report.table())?;
+        outln!("wrote {}", args.out.display());
     }
     Ok(())
 }

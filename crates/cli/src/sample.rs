@@ -9,6 +9,7 @@ use crate::backend;
 use crate::config::{Config, SamplerSection};
 use crate::reconstruct::langevin_config;
 use crate::setup::{image_shape, image_spec, load_model};
+use crate::stdout::outln;
 
 /// Runs `qcs sample`.
 pub fn run(args: &SampleArgs) -> Result<()> {
@@ -53,7 +54,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("reading samples back: {e:?}"))?;
     let columns = (args.count as f64).sqrt().ceil() as usize;
     qcs_data::save_grid(&args.out, &pixels, image_spec(&net), columns)?;
-    println!(
+    outln!(
         "wrote {} ({} samples, {} NFE each)",
         args.out.display(),
         args.count,

@@ -13,6 +13,7 @@ use qcs_score_net::NcsnV2Config;
 use crate::args::TrainArgs;
 use crate::backend;
 use crate::config::Config;
+use crate::stdout::outln;
 
 /// Training images: an IDX file (raw or gzip) or a folder of PNG/JPEG images fitted to the model.
 fn read_data(path: &Path, spec: ImageSpec) -> Result<Dataset> {
@@ -102,7 +103,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     .with_context(|| format!("training in {}", args.out.display()))?;
     bar.finish_and_clear();
-    println!(
+    outln!(
         "{} at step {}: checkpoint {}, EMA weights {}",
         if outcome.stopped {
             "stopped"

@@ -125,6 +125,50 @@ fn reconstruct_writes_pictures_and_an_exact_report() {
     );
 }
 
+/// A reader that stops early (`qcs info | head -1`) closes the pipe before qcs writes: qcs ends without a
+/// panic, and a reconstruction still writes its files.
+#[test]
+fn a_closed_standard_output_is_neither_a_panic_nor_a_lost_file() {
+    let run = |args: &[&str]| {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        std::process::Command::new(env!("CARGO_BIN_EXE_qcs"))
+            .current_dir(common::root())
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap()
+    };
+    let info = run(&["info"]);
+    assert!(info.status.success(), "{}", stderr(&info));
+    assert!(!stderr(&info).contains("panicked"), "{}", stderr(&info));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("images");
+    std::fs::create_dir(&images).unwrap();
+    write_images(&images, 1, 28, false);
+    let config = tiny_config(tmp.path(), "gaussian", 50);
+    let out = tmp.path().join("out");
+    let args = [
+        "reconstruct",
+        "--config",
+        config.to_str().unwrap(),
+        "--images",
+        images.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    for extra in [None, Some("--json")] {
+        let _ = std::fs::remove_dir_all(&out);
+        let mut args = args.to_vec();
+        args.extend(extra);
+        let run = run(&args);
+        assert!(run.status.success(), "{extra:?}: {}", stderr(&run));
+        assert!(!stderr(&run).contains("panicked"), "{}", stderr(&run));
+        assert!(out.join("img0.png").exists() && out.join("report.json").exists());
+    }
+}
+
 #[test]
 fn measure_then_reconstruct_from_the_file() {
     let tmp = tempfile::tempdir().unwrap();
