@@ -149,18 +149,9 @@ fn a_closed_standard_output_is_neither_a_panic_nor_a_lost_file() {
     write_images(&images, 1, 28, false);
     let config = tiny_config(tmp.path(), "gaussian", 50);
     let out = tmp.path().join("out");
-    let args = [
-        "reconstruct",
-        "--config",
-        config.to_str().unwrap(),
-        "--images",
-        images.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
     for extra in [None, Some("--json")] {
         let _ = std::fs::remove_dir_all(&out);
-        let mut args = args.to_vec();
+        let mut args = common::reconstruct_args(&config, &images, &out);
         args.extend(extra);
         let run = run(&args);
         assert!(run.status.success(), "{extra:?}: {}", stderr(&run));
@@ -221,15 +212,7 @@ fn assert_fails(extra: &[&str], matrix: &str, measurements: usize, images_size: 
     write_images(&images, 1, images_size, false);
     let config = tiny_config(tmp.path(), matrix, measurements);
     let out = tmp.path().join("out");
-    let mut args = vec![
-        "reconstruct",
-        "--config",
-        config.to_str().unwrap(),
-        "--images",
-        images.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
+    let mut args = common::reconstruct_args(&config, &images, &out);
     args.extend_from_slice(extra);
     let run = qcs(&args);
     assert!(!run.status.success(), "should fail: {args:?}");

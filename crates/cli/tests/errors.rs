@@ -26,15 +26,7 @@ fn reconstruct(
     out: &Path,
     extra: &[&str],
 ) -> std::process::Output {
-    let mut args = vec![
-        "reconstruct",
-        "--config",
-        config.to_str().unwrap(),
-        "--images",
-        images.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
+    let mut args = common::reconstruct_args(config, images, out);
     args.extend_from_slice(extra);
     qcs_tuned(tuning, &args)
 }

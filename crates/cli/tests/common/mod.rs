@@ -35,6 +35,19 @@ pub fn qcs_tuned(tuning: Tuning, args: &[&str]) -> Output {
     command.output().expect("the qcs binary runs")
 }
 
+/// `qcs reconstruct --config <config> --images <images> --out <out>`, for a test to extend.
+pub fn reconstruct_args<'a>(config: &'a Path, images: &'a Path, out: &'a Path) -> Vec<&'a str> {
+    vec![
+        "reconstruct",
+        "--config",
+        config.to_str().unwrap(),
+        "--images",
+        images.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]
+}
+
 /// The standard error of a run, as text.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
