@@ -25,12 +25,16 @@ use crate::{backend, output};
 /// The sampler section with the flags applied.
 fn sampler_settings(args: &ReconstructArgs, config: &Config) -> SamplerSection {
     let s = &config.sampler;
+    let method = args.method.clone().unwrap_or_else(|| s.method.clone());
     SamplerSection {
-        method: args.method.clone().unwrap_or_else(|| s.method.clone()),
+        // The config's λ is for its own method; `--method` switching to the other one takes that method's λ.
+        likelihood_scale: args
+            .likelihood_scale
+            .unwrap_or_else(|| config.likelihood_scale_for(&method)),
+        method,
         levels: args.levels.unwrap_or(s.levels),
         steps_per_level: args.steps_per_level.unwrap_or(s.steps_per_level),
         step_lr: args.step_lr.unwrap_or(s.step_lr),
-        likelihood_scale: args.likelihood_scale.unwrap_or(s.likelihood_scale),
         chains: args.chains.unwrap_or(s.chains),
         batch: args.batch.unwrap_or(s.batch),
         seed: args.seed.unwrap_or(s.seed),
@@ -273,6 +277,7 @@ pub fn run(args: &ReconstructArgs) -> Result<()> {
         measurements: set.measurements(),
         noise_std: set.info.noise_std,
         matrix: matrix_label(&set.info.operator.family),
+        likelihood_scale: sampler.likelihood_scale,
         levels: sampler.levels,
         steps_per_level: sampler.steps_per_level,
         nfe: result.nfe,

@@ -56,6 +56,8 @@ pub struct Report {
     pub noise_std: f64,
     /// The operator family (with its parameter, e.g. `ill-conditioned(κ=1000)`).
     pub matrix: String,
+    /// The likelihood weight λ (QCS-SGM: fixed; QCS-SGM+: relative to the prior score's norm).
+    pub likelihood_scale: f64,
     /// Noise levels used.
     pub levels: usize,
     /// Langevin steps per level.

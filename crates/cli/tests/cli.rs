@@ -79,6 +79,7 @@ fn reconstruct_writes_pictures_and_an_exact_report() {
         "measurements",
         "noise_std",
         "matrix",
+        "likelihood_scale",
         "levels",
         "steps_per_level",
         "nfe",
@@ -92,6 +93,7 @@ fn reconstruct_writes_pictures_and_an_exact_report() {
     sorted.sort_unstable();
     assert_eq!(sorted, expected);
     assert_eq!(report["nfe"], 3 * 2 + 1);
+    assert_eq!(report["likelihood_scale"], 1.0);
     assert_eq!(report["images"].as_array().unwrap().len(), 3);
     assert!(report["mean_psnr"].as_f64().unwrap().is_finite());
     for name in [
@@ -202,6 +204,8 @@ fn measure_then_reconstruct_from_the_file() {
     assert_eq!(report["measurements"], 300);
     assert_eq!(report["matrix"], "hadamard");
     assert_eq!(report["method"], "qcs-sgm-plus");
+    // The config's λ = 1 is QCS-SGM's; `--method qcs-sgm-plus` takes the paper's 0.5 for grayscale images.
+    assert_eq!(report["likelihood_scale"], 0.5);
 }
 
 /// Runs a reconstruct that must fail, checking the message and that nothing was written.

@@ -84,3 +84,70 @@ fn ep_equals_qcs_sgm_on_row_orthogonal_operators() {
         }
     }
 }
+
+/// On strongly correlated rows (ρ = 0.8) with most signs violated (x_t far from the image, as early in a chain),
+/// the reference's 5 nearly undamped iterations stop far from EP's fixed point, and the default settings
+/// (20 iterations, damping 0.5) come close to it. The fixed point is taken from 400 damped iterations.
+#[test]
+fn the_default_ep_settings_reach_the_fixed_point_on_correlated_rows() {
+    let (sigma_t, noise_std) = (5.0f32, 0.1f32);
+    for (name, device) in devices() {
+        device.seed(3);
+        let op = build_operator(
+            &spec(Family::Correlated { rho: 0.8 }, 100, [1, 14, 14], 2),
+            &device,
+        )
+        .unwrap();
+        let uniform = |scale: f32| -> Tensor<2> {
+            Tensor::<2>::random(
+                [2, 196],
+                burn::tensor::Distribution::Uniform(0.0, 1.0),
+                &device,
+            ) * scale
+        };
+        let x_true = uniform(1.0);
+        let x_t = uniform(100.0).reshape([2, 1, 14, 14]);
+        let q = QuantizerSpec::from_bits(Some(1), StepRule::FromData).unwrap();
+        let set = simulate(
+            op.as_ref(),
+            x_true,
+            q,
+            f64::from(noise_std),
+            1,
+            vec!["a".into(), "b".into()],
+        )
+        .unwrap();
+        let obs = Observation::from_set(&set, &device);
+        let score = |config: EpConfig| {
+            host(
+                EpScore { config }
+                    .score(op.as_ref(), &obs, sigma_t, x_t.clone())
+                    .unwrap(),
+            )
+        };
+        let fixed_point = score(EpConfig {
+            iterations: 400,
+            damping: 0.5,
+            tolerance: 0.0,
+        });
+        let error = |g: &[f64]| {
+            let diff: f64 = g
+                .iter()
+                .zip(&fixed_point)
+                .map(|(a, b)| (a - b).powi(2))
+                .sum();
+            (diff / fixed_point.iter().map(|v| v * v).sum::<f64>()).sqrt()
+        };
+        let ours = error(&score(EpConfig::for_bits(Some(1))));
+        let reference = error(&score(EpConfig::reference(Some(1))));
+        eprintln!("{name}: relative distance to the fixed point: default {ours:.3e}, reference {reference:.3e}");
+        assert!(
+            ours < 0.3,
+            "{name}: default settings {ours:.3e} from the fixed point"
+        );
+        assert!(
+            reference > 0.5,
+            "{name}: reference settings {reference:.3e} from the fixed point"
+        );
+    }
+}

@@ -78,7 +78,7 @@ fn ep_scores_match_the_reference() {
         for (key, obs, bits) in cases {
             let (reference, _) = fixture(key);
             let score = EpScore {
-                config: EpConfig::for_bits(bits),
+                config: EpConfig::reference(bits),
             };
             let ours = host(score.score(&op, &obs, SIGMA_T, x_t.clone()).unwrap());
             let err = rel_l2(&ours, &reference);
