@@ -130,16 +130,8 @@ fn the_default_ep_settings_reach_the_fixed_point_on_correlated_rows() {
             damping: 0.5,
             tolerance: 0.0,
         });
-        let error = |g: &[f64]| {
-            let diff: f64 = g
-                .iter()
-                .zip(&fixed_point)
-                .map(|(a, b)| (a - b).powi(2))
-                .sum();
-            (diff / fixed_point.iter().map(|v| v * v).sum::<f64>()).sqrt()
-        };
-        let ours = error(&score(EpConfig::for_bits(Some(1))));
-        let reference = error(&score(EpConfig::reference(Some(1))));
+        let ours = rel_l2(&score(EpConfig::for_bits(Some(1))), &fixed_point);
+        let reference = rel_l2(&score(EpConfig::reference(Some(1))), &fixed_point);
         eprintln!("{name}: relative distance to the fixed point: default {ours:.3e}, reference {reference:.3e}");
         assert!(
             ours < 0.3,
