@@ -17,6 +17,8 @@
 #   NOTE           a paragraph for the header (for example why a run used fewer images)
 #   SCHEDULE       Langevin schedule LEVELSxSTEPS of every run but the NFE sweep (default: the configs', the
 #                  reference 232x5); a shorter one makes a CPU run affordable, and the header says which was used
+#   STEP_CONTROL   --step-control of every run (default: the configs', preconditioned); `curvature` resumes
+#                  runs made before preconditioned became the default (qcs eval refuses to mix the two)
 #
 # The test images come from data/<dataset>/t10k-images-idx3-ubyte.gz (scripts/get-data.sh); the training split is
 # never read. Every run is `qcs eval --resume`: interrupted, the script picks up at the first unfinished cell.
@@ -46,8 +48,11 @@ ev() {
   echo "$(date +%T) $ds/$name"
   local sched_args=("${sched[@]}")
   [ "$name" = nfe ] && sched_args=()
+  local step_args=()
+  [ -n "${STEP_CONTROL:-}" ] && step_args=(--step-control "$STEP_CONTROL")
   "$qcs" eval --config "configs/$ds.toml" "${model_args[@]}" --images "$data" --count "$count" \
-    --batch "$batch" --out "$root/$ds/$name" --resume "${sched_args[@]}" "$@" > "$root/$ds/$name.log" 2>&1 &
+    --batch "$batch" --out "$root/$ds/$name" --resume "${sched_args[@]}" "${step_args[@]}" "$@" \
+    > "$root/$ds/$name.log" 2>&1 &
 }
 
 sched=()

@@ -152,10 +152,13 @@ pub struct ReconstructArgs {
     /// Likelihood weight λ (config: sampler.likelihood_scale).
     #[arg(long)]
     pub likelihood_scale: Option<f64>,
-    /// Step size rule: curvature (steps shrink with the likelihood's curvature; needed for linear and Q-bit
-    /// measurements) or reference (ε·(σ_c/σ_T)² throughout) (config: sampler.step_control).
+    /// Step size rule: preconditioned (steps shrink with the likelihood's curvature along each direction of
+    /// A's row space; needed for linear and Q-bit measurements), curvature (the whole step shrinks by the
+    /// stiffest direction's factor) or reference (ε·(σ_c/σ_T)² throughout) (config: sampler.step_control).
     #[arg(long, value_parser = parse_step_control)]
     pub step_control: Option<StepControl>,
+    #[command(flatten)]
+    pub ep: EpArgs,
     /// Independent chains per image; > 1 also writes a per-pixel standard deviation (config: sampler.chains).
     #[arg(long)]
     pub chains: Option<usize>,
@@ -301,13 +304,17 @@ pub struct EvalArgs {
     /// Langevin schedules LEVELSxSTEPS, e.g. 232x5,58x2 (config: sampler.levels x sampler.steps_per_level).
     #[arg(long, value_delimiter = ',')]
     pub schedules: Vec<String>,
-    /// QCS-SGM likelihood numerics: stable, reference (default: stable; QCS-SGM+ has one). `reference`
-    /// also takes the reference's step size: it reproduces the reference algorithm.
+    /// Likelihood numerics: stable, reference (default: stable). For QCS-SGM `reference` is the reference's
+    /// clamped formula with its step size; for QCS-SGM+ it is the reference's EP (5 iterations, damping
+    /// 0.02): either way it reproduces the reference algorithm.
     #[arg(long, value_delimiter = ',')]
     pub numerics: Vec<String>,
-    /// Step size rule of the stable numerics: curvature or reference (config: sampler.step_control).
+    /// Step size rule of the stable numerics: preconditioned, curvature or reference (config:
+    /// sampler.step_control).
     #[arg(long, value_parser = parse_step_control)]
     pub step_control: Option<StepControl>,
+    #[command(flatten)]
+    pub ep: EpArgs,
     /// Independent chains per image; PSNR is that of their mean (config: sampler.chains).
     #[arg(long)]
     pub chains: Option<usize>,
@@ -326,13 +333,27 @@ pub struct EvalArgs {
     pub resume: bool,
 }
 
+/// QCS-SGM+'s expectation-propagation settings, shared by `reconstruct` and `eval`.
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct EpArgs {
+    /// QCS-SGM+: most EP iterations per likelihood evaluation (config: sampler.ep_iterations; default 20,
+    /// the reference 5).
+    #[arg(long)]
+    pub ep_iterations: Option<usize>,
+    /// QCS-SGM+: EP damping d in [0, 1), v ← (1 − d)·v_new + d·v_old (config: sampler.ep_damping; default
+    /// 0.5, the reference 0.02).
+    #[arg(long)]
+    pub ep_damping: Option<f64>,
+}
+
 /// `curvature` or `reference`.
 fn parse_step_control(text: &str) -> Result<StepControl, String> {
     match text {
         "curvature" => Ok(StepControl::Curvature),
+        "preconditioned" => Ok(StepControl::Preconditioned),
         "reference" => Ok(StepControl::Reference),
         other => Err(format!(
-            "unknown step control `{other}` (expected curvature or reference)"
+            "unknown step control `{other}` (expected curvature, preconditioned or reference)"
         )),
     }
 }

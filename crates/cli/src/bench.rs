@@ -228,7 +228,7 @@ fn measure(
         epsilon: 2e-4,
         weight: LikelihoodWeight::Fixed(1.0),
         levels: LevelSubset::Count { count: args.steps },
-        step_control: StepControl::Curvature,
+        step_control: StepControl::default(),
         final_denoise: false,
         chains: 1,
         seed: 0,

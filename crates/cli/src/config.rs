@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use qcs_likelihood::{EpConfig, Numerics};
 use serde::{Deserialize, Serialize};
 
 /// A whole configuration file.
@@ -83,10 +84,34 @@ pub struct SamplerSection {
     pub seed: u64,
     /// Apply the final denoising step x + σ_T²·s(x, T).
     pub final_denoise: bool,
-    /// `curvature` (default): QCS-SGM steps shrink with the likelihood's curvature so that linear and Q-bit
-    /// measurements cannot make the chain diverge; `reference`: the reference step ε·(σ_c/σ_T)² throughout.
+    /// `preconditioned` (default): QCS-SGM steps shrink with the likelihood's curvature along each direction
+    /// of A's row space, so that linear and Q-bit measurements cannot make the chain diverge; `curvature`: the
+    /// whole step shrinks by the stiffest direction's factor; `reference`: ε·(σ_c/σ_T)² throughout.
     #[serde(default)]
     pub step_control: qcs_sampler::StepControl,
+    /// QCS-SGM+: most EP iterations per likelihood evaluation (default: 20; the reference 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ep_iterations: Option<usize>,
+    /// QCS-SGM+: EP damping in [0, 1) (default: 0.5; the reference 0.02).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ep_damping: Option<f64>,
+}
+
+impl SamplerSection {
+    /// QCS-SGM+'s EP settings for a bit depth: qcs's ([`EpConfig::for_bits`]) or, with `numerics`
+    /// reference, the reference code's ([`EpConfig::reference`]); `ep_iterations` and `ep_damping` override
+    /// either.
+    pub fn ep_config(&self, bits: Option<u32>, numerics: Numerics) -> EpConfig {
+        let base = match numerics {
+            Numerics::Stable => EpConfig::for_bits(bits),
+            Numerics::Reference => EpConfig::reference(bits),
+        };
+        EpConfig {
+            iterations: self.ep_iterations.unwrap_or(base.iterations),
+            damping: self.ep_damping.map_or(base.damping, |d| d as f32),
+            ..base
+        }
+    }
 }
 
 /// `[training]`: denoising score matching.
@@ -193,6 +218,17 @@ pub fn check_sampler(s: &SamplerSection, num_levels: usize) -> Result<()> {
             s.likelihood_scale
         );
     }
+    check_ep(s.ep_iterations, s.ep_damping)
+}
+
+/// Checks QCS-SGM+'s EP overrides (sampler.ep_iterations and sampler.ep_damping, or their flags).
+pub fn check_ep(iterations: Option<usize>, damping: Option<f64>) -> Result<()> {
+    if iterations == Some(0) {
+        bail!("sampler.ep_iterations (--ep-iterations) must be at least 1, got 0");
+    }
+    if let Some(d) = damping.filter(|d| !(0.0..1.0).contains(d)) {
+        bail!("sampler.ep_damping (--ep-damping) must be in [0, 1), got {d}");
+    }
     Ok(())
 }
 
@@ -248,5 +284,44 @@ mod tests {
         .replace("steps_per_level", "step_per_level");
         let err = toml::from_str::<Config>(&text).unwrap_err().to_string();
         assert!(err.contains("step_per_level"), "{err}");
+    }
+
+    #[test]
+    fn ep_settings_follow_the_numerics_and_the_overrides() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/mnist.toml"),
+        )
+        .unwrap();
+        let config = Config::from_toml(&text, Path::new("mnist.toml")).unwrap();
+        let s = &config.sampler;
+        assert_eq!((s.ep_iterations, s.ep_damping), (None, None));
+        let qcs = s.ep_config(Some(1), Numerics::Stable);
+        assert_eq!(
+            (qcs.iterations, qcs.damping, qcs.tolerance),
+            (20, 0.5, 1e-5)
+        );
+        let reference = s.ep_config(Some(3), Numerics::Reference);
+        assert_eq!(
+            (reference.iterations, reference.damping, reference.tolerance),
+            (5, 0.02, 1e-3)
+        );
+
+        let with = |extra: &str| {
+            let text = text.replace("[sampler]\n", &format!("[sampler]\n{extra}\n"));
+            Config::from_toml(&text, Path::new("mnist.toml"))
+        };
+        let overridden = with("ep_iterations = 9\nep_damping = 0.25").unwrap();
+        for numerics in [Numerics::Stable, Numerics::Reference] {
+            let ep = overridden.sampler.ep_config(None, numerics);
+            assert_eq!((ep.iterations, ep.damping, ep.tolerance), (9, 0.25, 1e-3));
+        }
+        for (bad, key) in [
+            ("ep_iterations = 0", "ep_iterations"),
+            ("ep_damping = 1.0", "ep_damping"),
+            ("ep_damping = -0.1", "ep_damping"),
+        ] {
+            let err = format!("{:#}", with(bad).unwrap_err());
+            assert!(err.contains(key), "{bad}: {err}");
+        }
     }
 }

@@ -11,6 +11,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use qcs_baselines::{back_projection, biht, BihtConfig, OneBitScale};
 use qcs_data::{Dataset, ImageSpec};
 use qcs_likelihood::Numerics;
+use qcs_sampler::StepControl;
 use qcs_score_net::{NcsnV2, NcsnV2Config};
 use qcs_sensing::{
     build_operator, simulate, ImageShape, MeasurementSet, Operator, QuantizerSpec, StepRule,
@@ -100,6 +101,14 @@ struct Fingerprint {
     /// Float precision of the network (f32 when only baselines run).
     #[serde(default = "f32_name")]
     precision: String,
+    /// The step size rule (runs written before it was recorded used the default, curvature).
+    #[serde(default)]
+    step_control: StepControl,
+    /// QCS-SGM+'s EP overrides, `--ep-iterations` and `--ep-damping` (none: qcs's settings).
+    #[serde(default)]
+    ep_iterations: Option<usize>,
+    #[serde(default)]
+    ep_damping: Option<f64>,
 }
 
 fn f32_name() -> String {
@@ -138,6 +147,9 @@ impl Fingerprint {
             } else {
                 f32_name()
             },
+            step_control: args.step_control.unwrap_or(config.sampler.step_control),
+            ep_iterations: args.ep.ep_iterations.or(config.sampler.ep_iterations),
+            ep_damping: args.ep.ep_damping.or(config.sampler.ep_damping),
         })
     }
 
@@ -167,6 +179,15 @@ impl Fingerprint {
             }
             if earlier.precision != self.precision {
                 differences.push("--precision");
+            }
+            if earlier.step_control != self.step_control {
+                differences.push("--step-control");
+            }
+            if earlier.ep_iterations != self.ep_iterations {
+                differences.push("--ep-iterations");
+            }
+            if earlier.ep_damping != self.ep_damping {
+                differences.push("--ep-damping");
             }
             if !differences.is_empty() {
                 bail!(
@@ -415,6 +436,8 @@ fn sampler_section(
         batch: args.batch.unwrap_or(s.batch),
         seed: args.seed.unwrap_or(s.seed),
         step_control: args.step_control.unwrap_or(s.step_control),
+        ep_iterations: args.ep.ep_iterations.or(s.ep_iterations),
+        ep_damping: args.ep.ep_damping.or(s.ep_damping),
         ..s.clone()
     }
 }

@@ -40,6 +40,8 @@ fn sampler_settings(args: &ReconstructArgs, config: &Config) -> SamplerSection {
         seed: args.seed.unwrap_or(s.seed),
         final_denoise: s.final_denoise,
         step_control: args.step_control.unwrap_or(s.step_control),
+        ep_iterations: args.ep.ep_iterations.or(s.ep_iterations),
+        ep_damping: args.ep.ep_damping.or(s.ep_damping),
     }
 }
 
@@ -173,6 +175,8 @@ pub struct Reconstructions {
     pub nfe: usize,
     /// Wall time of the sampling.
     pub seconds: f64,
+    /// The EP settings of a QCS-SGM+ run (`None` for QCS-SGM).
+    pub ep: Option<EpConfig>,
 }
 
 /// The style of the per-step progress bar of a reconstruction.
@@ -183,8 +187,9 @@ pub fn step_bar_style() -> ProgressStyle {
     .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
-/// Reconstructs every image of `set` in batches of `sampler.batch`, with QCS-SGM (`numerics`) or QCS-SGM+ as
-/// `sampler.method` says, counting Langevin steps on `bar`.
+/// Reconstructs every image of `set` in batches of `sampler.batch`, with QCS-SGM or QCS-SGM+ as
+/// `sampler.method` says (`numerics`: stable, or the reference's formula or EP settings), counting Langevin
+/// steps on `bar`.
 pub fn reconstruct_all(
     set: &MeasurementSet,
     model: &qcs_score_net::NcsnV2,
@@ -197,11 +202,10 @@ pub fn reconstruct_all(
     let shape = image_shape(net)?;
     let base = langevin_config(sampler, net.num_levels)?;
     let op = build_operator(&set.info.operator, device)?;
-    let likelihood: Box<dyn LikelihoodScore> = match sampler.method.as_str() {
-        "qcs-sgm-plus" => Box::new(EpScore {
-            config: EpConfig::for_bits(set.bits()),
-        }),
-        _ => Box::new(QcsSgmScore { numerics }),
+    let ep = (sampler.method == "qcs-sgm-plus").then(|| sampler.ep_config(set.bits(), numerics));
+    let likelihood: Box<dyn LikelihoodScore> = match ep {
+        Some(config) => Box::new(EpScore { config }),
+        None => Box::new(QcsSgmScore { numerics }),
     };
     let batches: Vec<(usize, usize)> = (0..set.batch())
         .step_by(sampler.batch)
@@ -240,6 +244,7 @@ pub fn reconstruct_all(
         std: (sampler.chains > 1).then_some(std),
         nfe,
         seconds: started.elapsed().as_secs_f64(),
+        ep,
     })
 }
 
@@ -278,6 +283,7 @@ pub fn run(args: &ReconstructArgs) -> Result<()> {
         noise_std: set.info.noise_std,
         matrix: matrix_label(&set.info.operator.family),
         likelihood_scale: sampler.likelihood_scale,
+        ep: result.ep,
         levels: sampler.levels,
         steps_per_level: sampler.steps_per_level,
         nfe: result.nfe,
@@ -296,9 +302,8 @@ pub fn run(args: &ReconstructArgs) -> Result<()> {
         result.std.as_deref(),
         &report,
     )?;
-    let json = serde_json::to_string_pretty(&report)?;
     if args.json {
-        outln!("{json}");
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         crate::stdout::print(&report.table())?;
         outln!("wrote {}", args.out.display());

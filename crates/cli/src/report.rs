@@ -58,6 +58,8 @@ pub struct Report {
     pub matrix: String,
     /// The likelihood weight λ (QCS-SGM: fixed; QCS-SGM+: relative to the prior score's norm).
     pub likelihood_scale: f64,
+    /// QCS-SGM+'s expectation-propagation settings: iterations, damping, tolerance (null for QCS-SGM).
+    pub ep: Option<qcs_likelihood::EpConfig>,
     /// Noise levels used.
     pub levels: usize,
     /// Langevin steps per level.

@@ -37,7 +37,8 @@ const SETTING_COLUMNS: usize = 8;
 pub struct Row {
     /// qcs-sgm, qcs-sgm-plus, biht or back-projection.
     pub method: String,
-    /// QCS-SGM's likelihood numerics (stable, reference); empty for the other methods.
+    /// The likelihood numerics: QCS-SGM's stable or reference; `reference` or empty for QCS-SGM+ (the
+    /// reference's EP settings or qcs's); empty for the baselines.
     pub numerics: String,
     /// The operator family as `--matrices` spells it, with its parameter.
     pub matrix: String,

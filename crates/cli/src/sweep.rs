@@ -64,7 +64,8 @@ pub struct Schedule {
 pub struct Cell {
     /// The method.
     pub method: Method,
-    /// QCS-SGM's likelihood numerics (`None` for the other methods).
+    /// The likelihood numerics: QCS-SGM's stable or reference formula, `Some(Reference)` for QCS-SGM+ with
+    /// the reference's EP settings (`None` for QCS-SGM+ with qcs's and for the baselines).
     pub numerics: Option<Numerics>,
     /// The schedule (`None` for the baselines).
     pub schedule: Option<Schedule>,
@@ -249,11 +250,17 @@ fn cells(methods: &[Method], schedules: &[Schedule], numerics: &[Numerics]) -> V
                 numerics: None,
                 schedule: None,
             }),
-            Method::QcsSgmPlus => out.extend(schedules.iter().map(|&s| Cell {
-                method,
-                numerics: None,
-                schedule: Some(s),
-            })),
+            // QCS-SGM+ has no stable/reference formula, only EP settings: its default cell carries no
+            // numerics (as in results.csv files written before `reference` applied to it).
+            Method::QcsSgmPlus => {
+                for &s in schedules {
+                    out.extend(numerics.iter().map(|&n| Cell {
+                        method,
+                        numerics: (n == Numerics::Reference).then_some(n),
+                        schedule: Some(s),
+                    }));
+                }
+            }
             Method::QcsSgm => {
                 for &s in schedules {
                     out.extend(numerics.iter().map(|&n| Cell {
@@ -297,6 +304,7 @@ pub fn plan(
             bail!("{flag} must be at least 1, got 0");
         }
     }
+    crate::config::check_ep(args.ep.ep_iterations, args.ep.ep_damping)?;
     let cells = cells(&methods, &schedules, &numerics);
     let seed = args.seed.unwrap_or(config.measurement.seed);
     let mut settings = Vec::new();
@@ -325,4 +333,42 @@ pub fn plan(
         }
     }
     Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_numerics_give_qcs_sgm_plus_a_cell_of_its_own() {
+        let schedule = [Schedule {
+            levels: 10,
+            steps_per_level: 1,
+        }];
+        let numerics_of = |methods: &[Method], numerics: &[Numerics]| {
+            cells(methods, &schedule, numerics)
+                .iter()
+                .map(|c| (c.method, c.numerics))
+                .collect::<Vec<_>>()
+        };
+        let (stable, reference) = (Numerics::Stable, Numerics::Reference);
+        assert_eq!(
+            numerics_of(
+                &[Method::QcsSgmPlus, Method::QcsSgm, Method::Biht],
+                &[stable, reference]
+            ),
+            [
+                (Method::QcsSgmPlus, None),
+                (Method::QcsSgmPlus, Some(reference)),
+                (Method::QcsSgm, Some(stable)),
+                (Method::QcsSgm, Some(reference)),
+                (Method::Biht, None),
+            ]
+        );
+        // The default list keeps the label QCS-SGM+ rows always had, so earlier results.csv files resume.
+        assert_eq!(
+            numerics_of(&[Method::QcsSgmPlus], &[stable]),
+            [(Method::QcsSgmPlus, None)]
+        );
+    }
 }

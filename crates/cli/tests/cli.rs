@@ -80,6 +80,7 @@ fn reconstruct_writes_pictures_and_an_exact_report() {
         "noise_std",
         "matrix",
         "likelihood_scale",
+        "ep",
         "levels",
         "steps_per_level",
         "nfe",
@@ -94,6 +95,7 @@ fn reconstruct_writes_pictures_and_an_exact_report() {
     assert_eq!(sorted, expected);
     assert_eq!(report["nfe"], 3 * 2 + 1);
     assert_eq!(report["likelihood_scale"], 1.0);
+    assert!(report["ep"].is_null(), "QCS-SGM runs no EP");
     assert_eq!(report["images"].as_array().unwrap().len(), 3);
     assert!(report["mean_psnr"].as_f64().unwrap().is_finite());
     for name in [
@@ -194,6 +196,8 @@ fn measure_then_reconstruct_from_the_file() {
         images.join("img1.png").to_str().unwrap(),
         "--method",
         "qcs-sgm-plus",
+        "--ep-iterations",
+        "7",
         "--out",
         out.to_str().unwrap(),
         "--json",
@@ -206,6 +210,10 @@ fn measure_then_reconstruct_from_the_file() {
     assert_eq!(report["method"], "qcs-sgm-plus");
     // The config's λ = 1 is QCS-SGM's; `--method qcs-sgm-plus` takes the paper's 0.5 for grayscale images.
     assert_eq!(report["likelihood_scale"], 0.5);
+    // The EP that ran: the flag's iterations, qcs's damping, the reference's 3-bit tolerance.
+    assert_eq!(report["ep"]["iterations"], 7);
+    assert_eq!(report["ep"]["damping"], 0.5);
+    assert!((report["ep"]["tolerance"].as_f64().unwrap() - 1e-3).abs() < 1e-9);
 }
 
 /// Runs a reconstruct that must fail, checking the message and that nothing was written.

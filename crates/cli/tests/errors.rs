@@ -132,6 +132,8 @@ fn impossible_sampler_settings_name_their_flag() {
         ("--steps-per-level", "0", "steps"),
         ("--step-lr=-1", "", "step_lr"),
         ("--likelihood-scale", "nan", "likelihood"),
+        ("--ep-iterations", "0", "ep_iterations"),
+        ("--ep-damping", "1", "ep_damping"),
     ] {
         let args: Vec<&str> = [flag, value]
             .into_iter()
@@ -238,8 +240,9 @@ fn the_same_seed_gives_bit_identical_outputs() {
     );
 }
 
-/// `--step-control` reaches the sampler: the curvature-limited step changes a 3-bit run, and leaves a 1-bit
-/// run (one-sided bins, no bound) bit-identical to the reference step. An unknown rule is a usage error.
+/// `--step-control` reaches the sampler: the curvature-limited steps (global and per direction) change a
+/// 3-bit run, differently, and leave a 1-bit run (one-sided bins, no bound) bit-identical to the reference
+/// step. An unknown rule is a usage error.
 #[test]
 fn the_step_control_changes_q_bit_runs_only() {
     let (tmp, images, config, _) = setup("gaussian", 40);
@@ -257,13 +260,17 @@ fn the_step_control_changes_q_bit_runs_only() {
         assert!(run.status.success(), "{}", stderr(&run));
         std::fs::read(out.join("img0.png")).unwrap()
     };
-    assert_eq!(image("1", "curvature"), image("1", "reference"));
-    assert_ne!(image("3", "curvature"), image("3", "reference"));
+    let reference = image("1", "reference");
+    assert_eq!(image("1", "curvature"), reference);
+    assert_eq!(image("1", "preconditioned"), reference);
+    let curvature = image("3", "curvature");
+    assert_ne!(curvature, image("3", "reference"));
+    assert_ne!(curvature, image("3", "preconditioned"));
     let out = tmp.path().join("bad");
     let run = reconstruct(tuning, &config, &images, &out, &["--step-control", "fast"]);
     assert_eq!(run.status.code(), Some(2), "{}", stderr(&run));
     assert!(
-        stderr(&run).contains("curvature or reference"),
+        stderr(&run).contains("curvature, preconditioned or reference"),
         "{}",
         stderr(&run)
     );

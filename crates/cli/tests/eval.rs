@@ -158,18 +158,22 @@ fn resume_adds_only_the_missing_cells() {
 }
 
 #[test]
-fn resume_refuses_rows_of_the_network_in_another_precision() {
+fn resume_refuses_rows_of_another_precision_step_rule_or_ep() {
     let (_tmp, config, out) = first_run("qcs-sgm");
     let rows = csv_lines(&out).len();
-    let half = eval_with(
-        &config,
-        &out,
-        "qcs-sgm",
-        &["--resume", "--precision", "f16"],
-    );
-    assert!(!half.status.success(), "f16 rows mixed into an f32 run");
-    assert!(stderr(&half).contains("--precision"), "{}", stderr(&half));
-    assert_eq!(csv_lines(&out).len(), rows);
+    for (flags, names) in [
+        (["--precision", "f16"], "--precision"),
+        (["--step-control", "reference"], "--step-control"),
+        (["--ep-damping", "0.1"], "--ep-damping"),
+        (["--ep-iterations", "3"], "--ep-iterations"),
+    ] {
+        let mut extra = vec!["--resume"];
+        extra.extend(flags);
+        let other = eval_with(&config, &out, "qcs-sgm", &extra);
+        assert!(!other.status.success(), "{flags:?} rows mixed into the run");
+        assert!(stderr(&other).contains(names), "{}", stderr(&other));
+        assert_eq!(csv_lines(&out).len(), rows);
+    }
 }
 
 #[test]
@@ -263,6 +267,8 @@ fn other_bad_lists_are_named_with_their_flag() {
     assert_refused(&["--numerics", "exact"], &["--numerics", "exact"]);
     assert_refused(&["--noise-std", "-1"], &["--noise-std"]);
     assert_refused(&["--batch", "0"], &["--batch must be at least 1"]);
+    assert_refused(&["--ep-damping", "1.5"], &["--ep-damping", "1.5"]);
+    assert_refused(&["--ep-iterations", "0"], &["--ep-iterations"]);
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("eval");
     for (flags, expect) in [

@@ -3,8 +3,10 @@
 //! x_0 ~ U[0, 1]^N; for each visited level c, K times:
 //! x ← x + α_c·(s(x, c) + λ·∇_x log p(y | x)) + √(2α_c)·ξ,  α_c = ε·(σ_c/σ_T)²,  ξ ~ N(0, I);
 //! no clamping inside the loop, the final state (the last update kept) clamped to [0, 1]. With
-//! [`StepControl::Curvature`] (the default) a conditioned run divides α_c by 1 + σ_c²·λ·L_c, L_c the
-//! likelihood's curvature bound, so that linear and Q-bit measurements cannot make the chain diverge.
+//! [`StepControl::Curvature`] a conditioned run divides α_c by 1 + σ_c²·λ·L_c, L_c the likelihood's
+//! curvature bound, so that linear and Q-bit measurements cannot make the chain diverge; with
+//! [`StepControl::Preconditioned`] (the default) it divides the step by that factor only along A's stiffest
+//! directions, each by its own (`precondition` module).
 
 use burn::prelude::*;
 use qcs_likelihood::{LikelihoodScore, Observation};
@@ -13,6 +15,7 @@ use qcs_sensing::{ImageShape, Operator};
 use crate::config::{LangevinConfig, LikelihoodWeight, StepControl};
 use crate::error::{Result, SamplerError};
 use crate::noise::HostNoise;
+use crate::precondition::Preconditioner;
 use crate::prior::{check_levels, PriorScore};
 
 /// What the samples are conditioned on: the likelihood score, the operator A and the measurements (one row
@@ -83,10 +86,17 @@ pub fn sample_posterior(
     let total = visited.len() * config.steps_per_level;
     let mut step = 0;
     let curvature = step_curvature(conditioning, config)?;
+    let preconditioner = match (config.step_control, curvature, conditioning) {
+        (StepControl::Preconditioned, Some((bound, lambda)), Some((_, operator, _))) => {
+            Some(Preconditioner::new(operator, bound, lambda)?)
+        }
+        _ => None,
+    };
     for &level in &visited {
         let sigma = sigmas[level];
         let mut alpha = config.epsilon * (sigma / sigmas[last]).powi(2);
-        if let Some((curvature, lambda)) = curvature {
+        let directions = preconditioner.as_ref().map(|p| p.at(sigma));
+        if let (None, Some((curvature, lambda))) = (&directions, curvature) {
             alpha /= 1.0 + sigma * sigma * lambda * curvature.at(sigma);
         }
         for _ in 0..config.steps_per_level {
@@ -98,7 +108,12 @@ pub fn sample_posterior(
                 level,
                 sigmas[level],
             )?;
-            x = x + drift * alpha as f32 + noise.normal() * (2.0 * alpha).sqrt() as f32;
+            let xi = noise.normal();
+            let (drift, xi) = match &directions {
+                Some(p) => (p.drift(drift), p.noise(xi)),
+                None => (drift, xi),
+            };
+            x = x + drift * alpha as f32 + xi * (2.0 * alpha).sqrt() as f32;
             step += 1;
             progress(Progress { level, step, total });
         }
@@ -116,7 +131,8 @@ pub fn sample_posterior(
     ))
 }
 
-/// The likelihood's curvature bound and λ when the step follows them: [`StepControl::Curvature`], a fixed
+/// The likelihood's curvature bound and λ when the step follows them: [`StepControl::Curvature`] or
+/// [`StepControl::Preconditioned`], a fixed
 /// λ > 0 and a score that has a bound.
 fn step_curvature(
     conditioning: Option<Conditioning<'_>>,
@@ -124,7 +140,7 @@ fn step_curvature(
 ) -> Result<Option<(qcs_likelihood::Curvature, f64)>> {
     let (
         Some((likelihood, operator, observation)),
-        StepControl::Curvature,
+        StepControl::Curvature | StepControl::Preconditioned,
         LikelihoodWeight::Fixed(lambda),
     ) = (conditioning, config.step_control, config.weight)
     else {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod langevin;
 mod noise;
+mod precondition;
 pub mod prior;
 pub mod schedule;
 

@@ -132,7 +132,7 @@ fn run(setting: Setting, net: &NcsnV2, device: &Device) -> Option<(usize, f64)> 
             LikelihoodWeight::Fixed(1.0)
         },
         levels: LevelSubset::Count { count: 5 },
-        step_control: StepControl::Curvature,
+        step_control: StepControl::default(),
         final_denoise: true,
         chains: 1,
         seed: 11,
