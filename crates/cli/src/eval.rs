@@ -161,34 +161,23 @@ impl Fingerprint {
                 .with_context(|| format!("reading {}", path.display()))?;
             let earlier: Self = serde_json::from_str(&text)
                 .with_context(|| format!("{}: not a qcs eval run file", path.display()))?;
-            let mut differences = Vec::new();
-            if earlier.model != self.model {
-                differences.push("the model");
-            }
-            if earlier.config != self.config {
-                differences.push("the config file");
-            }
-            if earlier.images != self.images {
-                differences.push("the images");
-            }
-            if earlier.seed != self.seed {
-                differences.push("--seed");
-            }
-            if earlier.chains != self.chains {
-                differences.push("--chains");
-            }
-            if earlier.precision != self.precision {
-                differences.push("--precision");
-            }
-            if earlier.step_control != self.step_control {
-                differences.push("--step-control");
-            }
-            if earlier.ep_iterations != self.ep_iterations {
-                differences.push("--ep-iterations");
-            }
-            if earlier.ep_damping != self.ep_damping {
-                differences.push("--ep-damping");
-            }
+            let differences: Vec<&str> = [
+                (earlier.model != self.model, "the model"),
+                (earlier.config != self.config, "the config file"),
+                (earlier.images != self.images, "the images"),
+                (earlier.seed != self.seed, "--seed"),
+                (earlier.chains != self.chains, "--chains"),
+                (earlier.precision != self.precision, "--precision"),
+                (earlier.step_control != self.step_control, "--step-control"),
+                (
+                    earlier.ep_iterations != self.ep_iterations,
+                    "--ep-iterations",
+                ),
+                (earlier.ep_damping != self.ep_damping, "--ep-damping"),
+            ]
+            .into_iter()
+            .filter_map(|(differs, name)| differs.then_some(name))
+            .collect();
             if !differences.is_empty() {
                 bail!(
                     "--resume: {} differ from the run in {} ({}); choose another --out",
