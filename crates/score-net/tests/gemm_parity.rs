@@ -2,6 +2,7 @@
 //! default for large shapes), the network still reproduces the reference PyTorch NCSNv2, on every
 //! test backend. Its own test binary: the algorithm is a process-wide setting.
 
+#[path = "score_net/common/mod.rs"]
 mod common;
 
 use burn::tensor::{Device, Distribution, Tensor};

@@ -65,6 +65,28 @@ pub fn on_gpu_backend() -> bool {
     devices().iter().any(|(name, _)| *name == "wgpu")
 }
 
+/// The backends for the Monte-Carlo tests that run a thousand or more sampler steps: [`devices`] without
+/// wgpu, whose skipping is said on standard error.
+///
+/// On wgpu a sampler step is tens of kernel launches, each about 3 ms on lavapipe (CI's software Vulkan), so
+/// one such test takes minutes there. The sampler's arithmetic on wgpu is checked instead, against the CPU
+/// reference, by the sampler's `backends` tests (same seed, same network, operator and measurements).
+pub fn monte_carlo_devices() -> Vec<NamedDevice> {
+    devices()
+        .into_iter()
+        .filter(|(name, _)| {
+            let keep = *name != "wgpu";
+            if !keep {
+                eprintln!(
+                    "wgpu: skipped (a Monte-Carlo test of a thousand steps; the backends tests compare wgpu \
+                     with the CPU step for step)"
+                );
+            }
+            keep
+        })
+        .collect()
+}
+
 /// The CPU reference that cross-backend tests compare against.
 pub fn reference_device() -> Device {
     Device::flex()

@@ -1,13 +1,11 @@
 //! Training killed with SIGKILL at many moments, during and between checkpoint writes, always resumes from
 //! the last complete checkpoint: a checkpoint is never left half-written, and the run folder always holds one.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{qcs, root, stderr, tiny_train_config, write_training_idx};
+use crate::common::{qcs, root, stderr, tiny_train_config, write_training_idx};
 
 /// The steps of the complete checkpoints in the run folder.
 fn complete_steps(run: &Path) -> Vec<usize> {
@@ -22,13 +20,14 @@ fn complete_steps(run: &Path) -> Vec<usize> {
     steps
 }
 
+// Eight cold starts of training on a software Vulkan would each recompile the kernels: the checkpoint logic
+// is backend-independent and is exercised by the CPU passes.
 #[test]
+#[cfg_attr(
+    feature = "wgpu",
+    ignore = "backend-independent checkpoint logic, run by the CPU passes"
+)]
 fn sigkill_at_any_moment_leaves_a_complete_checkpoint_to_resume_from() {
-    if cfg!(feature = "wgpu") {
-        // Eight cold starts of training on a software Vulkan would each recompile the kernels: the checkpoint
-        // logic is backend-independent and is exercised by the CPU passes.
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let idx = write_training_idx(&tmp.path().join("train-idx3-ubyte"));
     let config = tiny_train_config(tmp.path(), 1);

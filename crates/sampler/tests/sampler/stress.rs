@@ -5,7 +5,7 @@
 //! The grid is covered in two parts so it stays fast: all bit depths × all noise levels × both methods at
 //! M = N/2 (Gaussian), and all M × all operator families × both methods at 1 bit, 3 bits and linear.
 
-mod common;
+use crate::common;
 
 use std::cell::Cell;
 

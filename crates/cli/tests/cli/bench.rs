@@ -1,9 +1,9 @@
 //! `qcs bench`: the JSON it writes holds one finite, positive timing per case, images/s consistent with
 //! the step time, and (on the CPU backends) the training-step figure; bad settings are refused by name.
 
-mod common;
+use crate::common;
 
-use common::{qcs, stderr};
+use crate::common::{qcs, stderr};
 
 #[test]
 fn bench_writes_consistent_timings() {

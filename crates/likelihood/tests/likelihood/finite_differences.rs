@@ -1,10 +1,8 @@
 //! Every score equals the numerical gradient (f64) of the log-likelihood it differentiates.
 #![allow(clippy::needless_range_loop)] // index loops read like the formulas they check
 
-mod common;
-
+use crate::common::*;
 use burn::prelude::*;
-use common::*;
 use qcs_likelihood::{EpConfig, EpScore, LikelihoodScore, Observation, QcsSgmScore};
 use qcs_sensing::operator::DenseOperator;
 use qcs_sensing::quantize::{Quantizer, SignQuantizer, UniformQuantizer};

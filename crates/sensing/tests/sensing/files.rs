@@ -1,12 +1,10 @@
 //! Measurement files: simulation, round trip and one typed error per kind of bad file.
 #![allow(clippy::needless_range_loop)] // index loops read like the formulas they check
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use qcs_sensing::{file, simulate, Family, MeasurementSet, QuantizerSpec, SensingError, StepRule};
 
 fn sample_set(bits: Option<u32>) -> MeasurementSet {

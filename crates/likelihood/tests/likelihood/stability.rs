@@ -2,10 +2,8 @@
 //! Gaussian-tail asymptote for badly violated measurements.
 #![allow(clippy::needless_range_loop)] // index loops read like the formulas they check
 
-mod common;
-
+use crate::common::*;
 use burn::prelude::*;
-use common::*;
 use qcs_likelihood::normal::{erf, erfcx};
 use qcs_likelihood::qcs::{one_sided_gradient, quantized_gradient};
 

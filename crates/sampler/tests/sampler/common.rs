@@ -8,7 +8,7 @@ use qcs_sensing::operator::DenseOperator;
 use qcs_sensing::{Family, ImageShape, OperatorSpec};
 
 #[allow(unused_imports)] // each test binary uses a subset
-pub use qcs_testkit::{devices, host, tensor2};
+pub use qcs_testkit::{devices, host, monte_carlo_devices, tensor2};
 
 /// A dense operator holding exactly `a` (row-major M×N, rounded to f32) for images of `shape`.
 pub fn operator(a: &[f64], m: usize, shape: [usize; 3], device: &Device) -> DenseOperator {

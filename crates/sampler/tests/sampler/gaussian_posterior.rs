@@ -6,13 +6,13 @@
 //! (`scripts/gaussian_moment_recursion.py`, same settings, its own random A and y) leaves a deterministic bias
 //! below 0.02 posterior sd in the mean and 1.5 % in the spread, well inside the Monte-Carlo tolerance.
 
-mod common;
-
 use std::time::Instant;
 
 use burn::prelude::Device;
 
-use common::{agreement, devices, invert, linear_observation, operator, tolerances};
+use crate::common::{
+    agreement, invert, linear_observation, monte_carlo_devices, operator, tolerances,
+};
 use qcs_likelihood::QcsSgmScore;
 use qcs_sampler::{sample_posterior, GaussianPrior, LangevinConfig, NoiseSchedule, StepControl};
 use qcs_sensing::ImageShape;
@@ -108,7 +108,7 @@ fn linear_gaussian_posterior_mean_and_spread_match_closed_form() {
     let shape = ImageShape::new(1, 4, 4).unwrap();
     let schedule = NoiseSchedule::new(1.0, 0.005, 20).unwrap();
     let (mean_tol, std_tol) = tolerances(CHAINS, 0.05);
-    for (name, device) in devices() {
+    for (name, device) in monte_carlo_devices() {
         let prior = gaussian_prior(&p, &schedule, &device);
         let a = operator(&p.a, M, [1, 4, 4], &device);
         let y = linear_observation(&p.y, IMAGES, M, NOISE, &device);
@@ -142,7 +142,7 @@ fn unconditional_sampling_recovers_the_smoothed_gaussian_prior() {
     let schedule = NoiseSchedule::new(1.0, 0.005, 20).unwrap();
     let sd: Vec<f64> = p.v.iter().map(|v| (v + 0.005f64.powi(2)).sqrt()).collect();
     let (mean_tol, std_tol) = tolerances(CHAINS, 0.05);
-    for (name, device) in devices() {
+    for (name, device) in monte_carlo_devices() {
         let prior = gaussian_prior(&p, &schedule, &device);
         let posterior = sample_posterior(
             &prior,
@@ -175,7 +175,7 @@ fn curvature_steps_keep_a_linear_chain_stable_where_the_reference_step_diverges(
     let shape = ImageShape::new(1, 4, 4).unwrap();
     let schedule = NoiseSchedule::new(1.0, 0.005, 20).unwrap();
     let (mean_tol, _) = tolerances(CHAINS, 0.05);
-    for (name, device) in devices() {
+    for (name, device) in monte_carlo_devices() {
         let prior = gaussian_prior(&p, &schedule, &device);
         let a = operator(&p.a, M, [1, 4, 4], &device);
         let y = linear_observation(&p.y, IMAGES, M, NOISE, &device);

@@ -1,9 +1,7 @@
 //! Quantizers: the fixture's 3-bit bins, and every value inside its own bin.
 #![allow(clippy::needless_range_loop)] // index loops read like the formulas they check
 
-mod common;
-
-use common::fixture_tensor;
+use crate::common::fixture_tensor;
 use proptest::prelude::*;
 use qcs_sensing::quantize::{Quantizer, SignQuantizer, UniformQuantizer};
 use qcs_sensing::{QuantizerSpec, SensingError, StepRule};

@@ -2,10 +2,8 @@
 //! reduces exactly to the QCS-SGM formula.
 #![allow(clippy::needless_range_loop)] // index loops read like the formulas they check
 
-mod common;
-
+use crate::common::*;
 use burn::prelude::*;
-use common::*;
 use qcs_likelihood::{EpConfig, EpScore, LikelihoodScore, Observation, QcsSgmScore};
 use qcs_sensing::{build_operator, simulate, Family, QuantizerSpec, StepRule};
 

@@ -4,7 +4,7 @@
 //! change less than a tolerance, a discontinuous test that rounding can flip, so whole EP chains are
 //! compared call by call rather than end to end.
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use qcs_likelihood::{EpConfig, EpScore, LikelihoodScore, Observation, QcsSgmScore};

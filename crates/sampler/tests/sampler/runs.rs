@@ -1,10 +1,8 @@
 //! Properties of a run that hold whatever the problem: determinism, the NFE count, progress reports and
 //! rejected inputs.
 
-mod common;
-
+use crate::common::{devices, host, linear_observation, operator};
 use burn::prelude::*;
-use common::{devices, host, linear_observation, operator};
 use qcs_likelihood::{Observation, QcsSgmScore};
 use qcs_sampler::{
     sample_posterior, GaussianPrior, LangevinConfig, LevelSubset, LikelihoodWeight, NoiseSchedule,

@@ -1,9 +1,7 @@
 //! The building blocks: re-applied quantizers, scale fits, hard thresholding, ‖A‖², and refused inputs.
 
-mod common;
-
+use crate::common::*;
 use burn::prelude::*;
-use common::*;
 use qcs_baselines::biht::hard_threshold;
 use qcs_baselines::norm::operator_norm_sq;
 use qcs_baselines::scale::fit_scale;

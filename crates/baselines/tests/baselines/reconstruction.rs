@@ -1,8 +1,6 @@
 //! What the baselines recover: projections, sparse images, directions, and more with more measurements.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use qcs_baselines::{back_projection, biht, BihtConfig, OneBitScale};
 use qcs_sensing::{Family, QuantizerSpec};
 

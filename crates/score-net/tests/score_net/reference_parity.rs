@@ -5,9 +5,7 @@ use std::path::Path;
 use burn::tensor::{DType, Device, Distribution, FloatDType, Int, Tensor};
 use qcs_score_net::{load_safetensors, NcsnV2Config};
 
-mod common;
-
-use common::{cifar, fixture, floats, mnist, parity, read, relative_error, TOLERANCE};
+use crate::common::{cifar, fixture, floats, mnist, parity, read, relative_error, TOLERANCE};
 
 /// The same for the network in f16 (see `half_precision_stays_close_to_the_reference`).
 const F16_TOLERANCE: f64 = 3e-2;

@@ -7,11 +7,9 @@
 //! K = 50, ε = 0.45·σ_T². A numpy run of the same dynamics with 40 000 chains
 //! (`scripts/one_bit_bias.py`) found a bias below 0.01 posterior sd in the mean and 1 % in the spread.
 
-mod common;
-
 use std::time::Instant;
 
-use common::{agreement, devices, one_bit_observation, operator, tolerances};
+use crate::common::{agreement, monte_carlo_devices, one_bit_observation, operator, tolerances};
 use qcs_likelihood::QcsSgmScore;
 use qcs_sampler::{sample_posterior, GaussianPrior, LangevinConfig, NoiseSchedule};
 use qcs_sensing::ImageShape;
@@ -86,7 +84,7 @@ fn one_bit_posterior_mean_and_spread_match_quadrature() {
         ..LangevinConfig::default()
     };
     let (mean_tol, std_tol) = tolerances(CHAINS, 0.05);
-    for (name, device) in devices() {
+    for (name, device) in monte_carlo_devices() {
         let prior = GaussianPrior::new(
             MU.iter().map(|&v| v as f32).collect(),
             VAR.iter().map(|&v| v as f32).collect(),

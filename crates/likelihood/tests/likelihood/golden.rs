@@ -1,9 +1,7 @@
 //! Golden vectors computed by the reference PyTorch code (tests/fixtures/likelihood_f64.safetensors).
 #![allow(clippy::needless_range_loop)] // index loops read like the formulas they check
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use qcs_likelihood::{EpConfig, EpScore, LikelihoodScore, Numerics, QcsSgmScore};
 
 const SIGMA_T: f32 = 0.3;

@@ -1,10 +1,8 @@
 //! Properties of every operator family.
 #![allow(clippy::needless_range_loop)] // index loops read like the formulas they check
 
-mod common;
-
+use crate::common::*;
 use burn::prelude::*;
-use common::*;
 use qcs_sensing::operator::{dct::dct_matrix, hadamard::fwht, DenseOperator};
 use qcs_sensing::{build_operator, Family, GramSpectrum, Operator, SensingError};
 
