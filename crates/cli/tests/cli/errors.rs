@@ -245,7 +245,7 @@ fn the_same_seed_gives_bit_identical_outputs() {
 /// step. An unknown rule is a usage error.
 #[test]
 #[cfg_attr(
-    feature = "wgpu",
+    feature = "wgpu-untuned",
     ignore = "the flag reaching the sampler is backend-independent; seven runs, in the CPU passes"
 )]
 fn the_step_control_changes_q_bit_runs_only() {
@@ -282,7 +282,7 @@ fn the_step_control_changes_q_bit_runs_only() {
 
 #[test]
 #[cfg_attr(
-    feature = "wgpu",
+    feature = "wgpu-untuned",
     ignore = "backend-independent file round trip, in the CPU passes; wgpu determinism is the same-seed test"
 )]
 fn a_measurement_file_and_the_model_reproduce_a_reconstruction() {

@@ -139,7 +139,7 @@ fn a_tiny_eval_writes_one_row_per_cell_a_table_and_a_plot() {
 
 #[test]
 #[cfg_attr(
-    feature = "wgpu",
+    feature = "wgpu-untuned",
     ignore = "backend-independent results.csv bookkeeping, in the CPU passes"
 )]
 fn resume_adds_only_the_missing_cells() {
@@ -163,7 +163,7 @@ fn resume_adds_only_the_missing_cells() {
 
 #[test]
 #[cfg_attr(
-    feature = "wgpu",
+    feature = "wgpu-untuned",
     ignore = "backend-independent run.json bookkeeping, in the CPU passes"
 )]
 fn resume_refuses_rows_of_another_precision_step_rule_or_ep() {
@@ -186,7 +186,7 @@ fn resume_refuses_rows_of_another_precision_step_rule_or_ep() {
 
 #[test]
 #[cfg_attr(
-    feature = "wgpu",
+    feature = "wgpu-untuned",
     ignore = "backend-independent IDX selection; BIHT on wgpu is in the baselines tests"
 )]
 fn baselines_alone_read_an_idx_file_with_skip_and_count_and_need_no_model() {

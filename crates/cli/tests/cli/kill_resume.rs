@@ -24,7 +24,7 @@ fn complete_steps(run: &Path) -> Vec<usize> {
 // is backend-independent and is exercised by the CPU passes.
 #[test]
 #[cfg_attr(
-    feature = "wgpu",
+    feature = "wgpu-untuned",
     ignore = "backend-independent checkpoint logic, run by the CPU passes"
 )]
 fn sigkill_at_any_moment_leaves_a_complete_checkpoint_to_resume_from() {
