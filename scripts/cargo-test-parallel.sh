@@ -6,7 +6,7 @@
 # Why: on a wgpu device a test process funnels all its kernel launches through cubecl's one device thread,
 # so on Mesa's lavapipe it keeps only about 1.3 of CI's two cores busy (measured: a BIHT test used 23.5 s of
 # CPU in 18.3 s of wall clock, 82% of it on the device thread). Two at a time, CI's wgpu pass took about
-# 1,130 s instead of 1,580 s (README: Tests). The CPU passes do not need this: flex spreads its work over the
+# 1,130 s instead of 1,580 s, tuned (README: Tests). The CPU passes do not need this: flex spreads its work over the
 # cores by itself.
 #
 # What it does: builds with `cargo test --no-run <options>`, reads the test executables from cargo's JSON
