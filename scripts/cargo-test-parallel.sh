@@ -48,17 +48,16 @@ grep '"reason":"compiler-artifact"' "$work/messages.json" \
 # The executable's target name: its file name without cargo's -<hash> suffix.
 target_name() { local base; base=$(basename "$1"); printf '%s\n' "${base%-*}"; }
 
-ordered=()
-for name in "${SLOWEST_FIRST[@]}"; do
-  while IFS=$'\t' read -r dir exe; do
-    [ "$(target_name "$exe")" = "$name" ] && ordered+=("$dir"$'\t'"$exe")
-  done <"$work/executables"
-done
-while IFS=$'\t' read -r dir exe; do
-  listed=0
-  for name in "${SLOWEST_FIRST[@]}"; do [ "$(target_name "$exe")" = "$name" ] && listed=1; done
-  [ "$listed" = 0 ] && ordered+=("$dir"$'\t'"$exe")
-done <"$work/executables"
+# Each executable's place in SLOWEST_FIRST; the unlisted ones come after, in name order (a stable sort).
+rank() {
+  local i
+  for i in "${!SLOWEST_FIRST[@]}"; do [ "${SLOWEST_FIRST[$i]}" = "$1" ] && { echo "$i"; return; }; done
+  echo "${#SLOWEST_FIRST[@]}"
+}
+mapfile -t ordered < <(
+  while IFS=$'\t' read -r dir exe; do printf '%s\t%s\t%s\n' "$(rank "$(target_name "$exe")")" "$dir" "$exe"; done \
+    <"$work/executables" | sort -s -n -k1,1 | cut -f2-
+)
 
 # Runs one test executable in its package directory; prints its output whole (under a lock, so that two
 # outputs never interleave) and leaves a mark in $work/failed/ when it fails.
