@@ -20,7 +20,7 @@ use qcs_sensing::{
 use crate::args::{EvalArgs, Precision};
 use crate::config::{Config, SamplerSection};
 use crate::reconstruct::{langevin_config, reconstruct_all, slice_set, step_bar_style};
-use crate::report::score_images;
+use crate::report::{score_images, ImageScore};
 use crate::results::{markdown, summary, write_atomically, ResultsFile, Row};
 use crate::setup::{default_images, image_paths, load_model, read_images};
 use crate::stdout::outln;
@@ -246,9 +246,9 @@ fn run_pending(
             cells_bar.set_message(label(setting, cell));
             let outcome = run_cell(context, operator.as_ref(), &set, cell, &steps_bar)
                 .with_context(|| format!("cell {}", label(setting, cell)))?;
-            let scores = quality(context.truth, &outcome.images)?;
-            let r = row(context, setting, cell, &outcome, scores);
-            file.append(&r)?;
+            let scores = score_images(context.truth, &outcome.images, context.truth.names())?;
+            let r = row(context, setting, cell, &outcome, quality(&scores));
+            file.append(&r, &scores)?;
             rows.push(r);
             write_atomically(
                 &context.args.out.join("results.md"),
@@ -472,9 +472,8 @@ struct Quality {
     ssim: f64,
 }
 
-/// The quality of the reconstructions `images` ([B, N]) against the truth.
-fn quality(truth: &Dataset, images: &[f32]) -> Result<Quality> {
-    let scores = score_images(truth, images, truth.names())?;
+/// The mean quality of a cell's reconstructions, from their scores.
+fn quality(scores: &[ImageScore]) -> Quality {
     let n = scores.len() as f64;
     let psnr = scores.iter().map(|s| s.psnr).sum::<f64>() / n;
     let ssim = scores.iter().map(|s| s.ssim).sum::<f64>() / n;
@@ -482,11 +481,11 @@ fn quality(truth: &Dataset, images: &[f32]) -> Result<Quality> {
         let var = scores.iter().map(|s| (s.psnr - psnr).powi(2)).sum::<f64>() / (n - 1.0);
         (var / n).sqrt()
     });
-    Ok(Quality {
+    Quality {
         psnr,
         psnr_se,
         ssim,
-    })
+    }
 }
 
 /// The results row of a cell (with default outcome and quality: the row whose key identifies the cell).

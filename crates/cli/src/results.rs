@@ -1,5 +1,6 @@
-//! The results of `qcs eval`: one CSV row per cell (appended and flushed as each cell finishes), the markdown
-//! table regenerated from them, and the summary printed at the end.
+//! The results of `qcs eval`: one CSV row per cell (appended and flushed as each cell finishes), one row per
+//! image and cell in `images.csv` (for paired comparisons of methods on the same images), the markdown table
+//! regenerated from them, and the summary printed at the end.
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::report::ImageScore;
 use crate::sweep::Method;
 
 /// The CSV columns, in order.
@@ -31,6 +33,28 @@ pub const HEADER: [&str; 15] = [
 
 /// The number of leading columns that identify a cell (the settings); `images` is part of the key too.
 const SETTING_COLUMNS: usize = 8;
+
+/// The columns of `images.csv` after a cell's settings (the first [`SETTING_COLUMNS`] of [`HEADER`]).
+const IMAGE_COLUMNS: [&str; 3] = ["image", "psnr", "ssim"];
+
+/// The header line of `images.csv`.
+fn image_header() -> String {
+    HEADER[..SETTING_COLUMNS]
+        .iter()
+        .chain(&IMAGE_COLUMNS)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A CSV field: as it is, or quoted when it holds a comma, a quote or a line break.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
 
 /// One evaluated cell.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,6 +116,11 @@ impl Row {
             format!("{:.3}", self.seconds),
             self.backend.clone(),
         ]
+    }
+
+    /// The cell's settings, the first [`SETTING_COLUMNS`] fields joined by commas.
+    fn settings(&self) -> String {
+        self.fields()[..SETTING_COLUMNS].join(",")
     }
 
     /// What identifies the cell: its settings and the number of images.
@@ -165,13 +194,18 @@ impl Row {
 pub struct ResultsFile {
     path: PathBuf,
     file: File,
+    images_path: PathBuf,
+    images: File,
 }
 
 impl ResultsFile {
-    /// Opens `results.csv` in `dir`: a new file (refusing to replace one unless `resume`), or, with `resume`, the
-    /// existing one, returning the rows it already holds.
+    /// Opens `results.csv` and `images.csv` in `dir`: new files (refusing to replace either unless `resume`),
+    /// or, with `resume`, the existing ones, returning the rows `results.csv` already holds. Per-image rows of
+    /// a cell that `results.csv` lacks (a run stopped between the two writes) are dropped, as that cell runs
+    /// again; a run written before `images.csv` existed gets one for the cells still to run.
     pub fn open(dir: &Path, resume: bool) -> Result<(Self, Vec<Row>)> {
         let path = dir.join("results.csv");
+        let images_path = dir.join("images.csv");
         let rows = if path.exists() {
             if !resume {
                 bail!(
@@ -181,16 +215,33 @@ impl ResultsFile {
             }
             read_rows(&path)?
         } else {
+            if images_path.exists() {
+                bail!(
+                    "{} exists without results.csv beside it: choose another --out",
+                    images_path.display()
+                );
+            }
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             std::fs::write(&path, HEADER.join(",") + "\n")
                 .with_context(|| format!("writing {}", path.display()))?;
             Vec::new()
         };
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        Ok((Self { path, file }, rows))
+        prune_images(&images_path, &rows)?;
+        let append = |p: &Path| {
+            OpenOptions::new()
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))
+        };
+        Ok((
+            Self {
+                file: append(&path)?,
+                images: append(&images_path)?,
+                path,
+                images_path,
+            },
+            rows,
+        ))
     }
 
     /// The file's path.
@@ -198,14 +249,67 @@ impl ResultsFile {
         &self.path
     }
 
-    /// Appends one row and makes sure it reached the disk.
-    pub fn append(&mut self, row: &Row) -> Result<()> {
+    /// Appends one cell: its images' scores to `images.csv`, then its row to `results.csv`, making sure both
+    /// reached the disk.
+    pub fn append(&mut self, row: &Row, scores: &[ImageScore]) -> Result<()> {
+        let settings = row.settings();
+        let lines: String = scores
+            .iter()
+            .map(|s| {
+                format!(
+                    "{settings},{},{:.4},{:.5}\n",
+                    csv_field(&s.name),
+                    s.psnr,
+                    s.ssim
+                )
+            })
+            .collect();
+        self.images
+            .write_all(lines.as_bytes())
+            .and_then(|()| self.images.sync_data())
+            .with_context(|| format!("appending to {}", self.images_path.display()))?;
         let line = row.to_csv() + "\n";
         self.file
             .write_all(line.as_bytes())
             .and_then(|()| self.file.sync_data())
             .with_context(|| format!("appending to {}", self.path.display()))
     }
+}
+
+/// Makes `images.csv` hold exactly the per-image rows of the cells in `rows`: creates it (header only) when
+/// missing, checks its header, and rewrites it without the rows of unfinished cells.
+fn prune_images(path: &Path, rows: &[Row]) -> Result<()> {
+    let header = image_header();
+    if !path.exists() {
+        return std::fs::write(path, header + "\n")
+            .with_context(|| format!("writing {}", path.display()));
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = text.lines();
+    if lines.next() != Some(header.as_str()) {
+        bail!(
+            "{}: not a qcs eval per-image file (its header differs)",
+            path.display()
+        );
+    }
+    let finished: BTreeSet<String> = rows.iter().map(Row::settings).collect();
+    let prefix = |line: &str| {
+        line.splitn(SETTING_COLUMNS + 1, ',')
+            .take(SETTING_COLUMNS)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let kept: Vec<&str> = lines
+        .filter(|line| !line.trim().is_empty())
+        .filter(|line| finished.contains(&prefix(line)))
+        .collect();
+    let body: String = kept.iter().map(|l| format!("{l}\n")).collect();
+    let pruned = format!("{header}\n{body}");
+    if pruned != text {
+        write_atomically(path, &pruned)?;
+    }
+    Ok(())
 }
 
 /// The rows of an existing `results.csv`.
@@ -378,6 +482,17 @@ mod tests {
             seconds: 1.25,
             backend: "flex".into(),
         }
+    }
+
+    #[test]
+    fn image_names_are_quoted_only_where_csv_needs_it() {
+        assert_eq!(
+            csv_field("t10k-images-idx3-ubyte#12"),
+            "t10k-images-idx3-ubyte#12"
+        );
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"7\""), "\"say \"\"7\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
     }
 
     #[test]

@@ -161,6 +161,88 @@ fn resume_adds_only_the_missing_cells() {
     assert_eq!(csv_lines(&out).len(), 1 + 8);
 }
 
+/// The lines of `images.csv` after its header, split into fields.
+fn image_rows(out: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(out.join("images.csv")).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("method,numerics,matrix,bits,measurements,noise_std,levels,steps_per_level,image,psnr,ssim")
+    );
+    lines
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+#[cfg_attr(
+    feature = "wgpu-untuned",
+    ignore = "backend-independent images.csv bookkeeping, in the CPU passes"
+)]
+fn images_csv_holds_every_cells_scores_and_mends_a_torn_write() {
+    let (_tmp, config, out) = first_run("biht");
+    let rows = image_rows(&out);
+    assert_eq!(rows.len(), 4 * 2, "4 cells × 2 images");
+    // Each cell's PSNR and SSIM in results.csv are the means of its images' (both rounded on writing).
+    for line in &csv_lines(&out)[1..] {
+        let cell: Vec<&str> = line.split(',').collect();
+        let mine: Vec<&Vec<String>> = rows.iter().filter(|r| r[..8] == cell[..8]).collect();
+        assert_eq!(mine.len(), 2, "{line}");
+        let mean = |i: usize| {
+            mine.iter()
+                .map(|r| r[i].parse::<f64>().unwrap())
+                .sum::<f64>()
+                / 2.0
+        };
+        assert!(
+            (mean(9) - cell[10].parse::<f64>().unwrap()).abs() < 1e-3,
+            "{line}"
+        );
+        assert!(
+            (mean(10) - cell[12].parse::<f64>().unwrap()).abs() < 1e-4,
+            "{line}"
+        );
+        assert_ne!(mine[0][8], mine[1][8], "two different images");
+    }
+
+    // A run stopped after writing a cell's images but before its row: the orphan rows go on --resume, and the
+    // cell's rows are written once, when it runs again.
+    let mut text = std::fs::read_to_string(out.join("images.csv")).unwrap();
+    for r in &rows[..2] {
+        text.push_str(&format!(
+            "back-projection,{},999.0,0.5\n",
+            r[1..9].join(",")
+        ));
+    }
+    std::fs::write(out.join("images.csv"), text).unwrap();
+    let resumed = eval_with(&config, &out, "biht,back-projection", &["--resume"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let rows = image_rows(&out);
+    assert_eq!(rows.len(), 8 * 2, "8 cells × 2 images, no orphans");
+    assert!(
+        rows.iter().all(|r| r[9] != "999.0"),
+        "the orphan rows are gone"
+    );
+    let mut keys: Vec<String> = rows.iter().map(|r| r[..9].join(",")).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 16, "no image of a cell twice");
+
+    // A per-image file that is not ours is named, and left as it was.
+    std::fs::write(out.join("images.csv"), "psnr\n1.0\n").unwrap();
+    let refused = eval_with(&config, &out, "biht", &["--resume"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("images.csv"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("images.csv")).unwrap(),
+        "psnr\n1.0\n"
+    );
+}
+
 #[test]
 #[cfg_attr(
     feature = "wgpu-untuned",
