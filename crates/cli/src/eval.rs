@@ -21,7 +21,7 @@ use crate::args::{EvalArgs, Precision};
 use crate::config::{Config, SamplerSection};
 use crate::reconstruct::{langevin_config, reconstruct_all, slice_set, step_bar_style};
 use crate::report::{score_images, ImageScore};
-use crate::results::{markdown, summary, write_atomically, ResultsFile, Row};
+use crate::results::{markdown, summary, write_atomically, PerImage, ResultsFile, Row};
 use crate::setup::{default_images, image_paths, load_model, read_images};
 use crate::stdout::outln;
 use crate::sweep::{bits_name, numerics_name, plan, Cell, Method, Setting};
@@ -80,8 +80,8 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         device,
     };
     let command = command_line();
-    let rows = run_pending(&context, &settings, file, rows, &command)?;
-    finish(&args.out, &rows, &command)
+    let (rows, per_image) = run_pending(&context, &settings, file, rows, &command)?;
+    finish(&args.out, &rows, &per_image, &command)
 }
 
 /// What a row of `results.csv` depends on beyond its own columns: kept in `run.json`, so `--resume` refuses
@@ -201,14 +201,14 @@ impl Shared<'_> {
 }
 
 /// Runs every cell that `rows` does not hold yet, appending each finished one to `file` and rewriting
-/// `results.md`; returns all rows.
+/// `results.md`; returns all rows and the per-image scores.
 fn run_pending(
     context: &Shared,
     settings: &[Setting],
     mut file: ResultsFile,
     mut rows: Vec<Row>,
     command: &str,
-) -> Result<Vec<Row>> {
+) -> Result<(Vec<Row>, PerImage)> {
     let done: HashSet<String> = rows.iter().map(Row::key).collect();
     let pending = |s: &Setting| -> Vec<Cell> {
         s.cells
@@ -252,19 +252,19 @@ fn run_pending(
             rows.push(r);
             write_atomically(
                 &context.args.out.join("results.md"),
-                &markdown(&rows, command),
+                &markdown(&rows, file.per_image(), command),
             )?;
             cells_bar.inc(1);
         }
     }
     steps_bar.finish_and_clear();
     cells_bar.finish_and_clear();
-    Ok(rows)
+    Ok((rows, file.into_per_image()))
 }
 
 /// Writes the table and the plots of all rows, and prints the summary.
-fn finish(out: &Path, rows: &[Row], command: &str) -> Result<()> {
-    write_atomically(&out.join("results.md"), &markdown(rows, command))?;
+fn finish(out: &Path, rows: &[Row], per_image: &PerImage, command: &str) -> Result<()> {
+    write_atomically(&out.join("results.md"), &markdown(rows, per_image, command))?;
     let mut written = vec!["results.csv", "results.md"];
     if plot::psnr_vs_m(rows, &out.join("psnr_vs_m.png"))? {
         written.push("psnr_vs_m.png");

@@ -2,7 +2,7 @@
 //! image and cell in `images.csv` (for paired comparisons of methods on the same images), the markdown table
 //! regenerated from them, and the summary printed at the end.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -45,6 +45,31 @@ fn image_header() -> String {
         .copied()
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The per-image PSNRs of each cell, keyed by the cell's settings (the first [`SETTING_COLUMNS`] fields of
+/// its row): (image name, PSNR) in the order the cell scored them.
+pub type PerImage = BTreeMap<String, Vec<(String, f64)>>;
+
+/// Parses a line of `images.csv`: the cell's settings, the image name (unquoted) and its PSNR.
+fn parse_image_line(line: &str) -> Result<(String, String, f64)> {
+    let mut tail = line.rsplitn(3, ',');
+    let (Some(ssim), Some(psnr), Some(head)) = (tail.next(), tail.next(), tail.next()) else {
+        bail!("expected {} fields", SETTING_COLUMNS + IMAGE_COLUMNS.len());
+    };
+    ssim.parse::<f64>().context("ssim")?;
+    let fields: Vec<&str> = head.splitn(SETTING_COLUMNS + 1, ',').collect();
+    let [settings @ .., name] = fields.as_slice() else {
+        unreachable!("splitn yields at least one field")
+    };
+    if settings.len() != SETTING_COLUMNS {
+        bail!("expected {} fields", SETTING_COLUMNS + IMAGE_COLUMNS.len());
+    }
+    let name = match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\"\"", "\""),
+        None => (*name).to_string(),
+    };
+    Ok((settings.join(","), name, psnr.parse().context("psnr")?))
 }
 
 /// A CSV field: as it is, or quoted when it holds a comma, a quote or a line break.
@@ -196,6 +221,7 @@ pub struct ResultsFile {
     file: File,
     images_path: PathBuf,
     images: File,
+    per_image: PerImage,
 }
 
 impl ResultsFile {
@@ -226,7 +252,7 @@ impl ResultsFile {
                 .with_context(|| format!("writing {}", path.display()))?;
             Vec::new()
         };
-        prune_images(&images_path, &rows)?;
+        let per_image = prune_images(&images_path, &rows)?;
         let append = |p: &Path| {
             OpenOptions::new()
                 .append(true)
@@ -239,6 +265,7 @@ impl ResultsFile {
                 images: append(&images_path)?,
                 path,
                 images_path,
+                per_image,
             },
             rows,
         ))
@@ -247,6 +274,16 @@ impl ResultsFile {
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The per-image PSNRs of every cell that `images.csv` holds.
+    pub fn per_image(&self) -> &PerImage {
+        &self.per_image
+    }
+
+    /// The per-image PSNRs, closing the files.
+    pub fn into_per_image(self) -> PerImage {
+        self.per_image
     }
 
     /// Appends one cell: its images' scores to `images.csv`, then its row to `results.csv`, making sure both
@@ -272,17 +309,23 @@ impl ResultsFile {
         self.file
             .write_all(line.as_bytes())
             .and_then(|()| self.file.sync_data())
-            .with_context(|| format!("appending to {}", self.path.display()))
+            .with_context(|| format!("appending to {}", self.path.display()))?;
+        self.per_image.insert(
+            settings,
+            scores.iter().map(|s| (s.name.clone(), s.psnr)).collect(),
+        );
+        Ok(())
     }
 }
 
 /// Makes `images.csv` hold exactly the per-image rows of the cells in `rows`: creates it (header only) when
-/// missing, checks its header, and rewrites it without the rows of unfinished cells.
-fn prune_images(path: &Path, rows: &[Row]) -> Result<()> {
+/// missing, checks its header, and rewrites it without the rows of unfinished cells. Returns what it holds.
+fn prune_images(path: &Path, rows: &[Row]) -> Result<PerImage> {
     let header = image_header();
     if !path.exists() {
-        return std::fs::write(path, header + "\n")
-            .with_context(|| format!("writing {}", path.display()));
+        std::fs::write(path, header + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+        return Ok(PerImage::new());
     }
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -294,22 +337,79 @@ fn prune_images(path: &Path, rows: &[Row]) -> Result<()> {
         );
     }
     let finished: BTreeSet<String> = rows.iter().map(Row::settings).collect();
-    let prefix = |line: &str| {
-        line.splitn(SETTING_COLUMNS + 1, ',')
-            .take(SETTING_COLUMNS)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let kept: Vec<&str> = lines
-        .filter(|line| !line.trim().is_empty())
-        .filter(|line| finished.contains(&prefix(line)))
-        .collect();
-    let body: String = kept.iter().map(|l| format!("{l}\n")).collect();
-    let pruned = format!("{header}\n{body}");
-    if pruned != text {
-        write_atomically(path, &pruned)?;
+    let mut kept = format!("{header}\n");
+    let mut per_image = PerImage::new();
+    for (i, line) in lines.enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (settings, name, psnr) = parse_image_line(line)
+            .with_context(|| format!("{}: line {}", path.display(), i + 2))?;
+        if finished.contains(&settings) {
+            kept.push_str(line);
+            kept.push('\n');
+            per_image.entry(settings).or_default().push((name, psnr));
+        }
     }
-    Ok(())
+    if kept != text {
+        write_atomically(path, &kept)?;
+    }
+    Ok(per_image)
+}
+
+/// Each row's paired PSNR difference to the best row (highest mean PSNR) among the rows of its comparison
+/// (same matrix, σ, bits and M) that have per-image scores for the same images: the mean over images of
+/// (row − best) and its standard error, keyed by [`Row::settings`]. The best row maps to `None`; rows without
+/// per-image scores, or alone in their comparison, are absent.
+fn paired_to_best(rows: &[Row], per_image: &PerImage) -> BTreeMap<String, Option<(f64, f64)>> {
+    let mut out = BTreeMap::new();
+    let comparison = |r: &Row| {
+        (
+            r.matrix.clone(),
+            r.noise_std.to_bits(),
+            r.bits.clone(),
+            r.measurements,
+        )
+    };
+    let mut seen = BTreeSet::new();
+    for r in rows {
+        if !seen.insert(comparison(r)) {
+            continue;
+        }
+        let scored: Vec<(&Row, BTreeMap<&str, f64>)> = rows
+            .iter()
+            .filter(|o| comparison(o) == comparison(r))
+            .filter_map(|o| {
+                let scores = per_image.get(&o.settings())?;
+                Some((o, scores.iter().map(|(n, p)| (n.as_str(), *p)).collect()))
+            })
+            .collect();
+        let Some((best, best_scores)) = scored.iter().max_by(|a, b| a.0.psnr.total_cmp(&b.0.psnr))
+        else {
+            continue;
+        };
+        let mut paired = 0;
+        for (o, scores) in &scored {
+            if std::ptr::eq(*o, *best) {
+                continue;
+            }
+            let same_images = scores.len() == best_scores.len()
+                && scores.keys().all(|n| best_scores.contains_key(n));
+            if !same_images || scores.len() < 2 {
+                continue;
+            }
+            let d: Vec<f64> = scores.iter().map(|(n, p)| p - best_scores[n]).collect();
+            let n = d.len() as f64;
+            let mean = d.iter().sum::<f64>() / n;
+            let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+            out.insert(o.settings(), Some((mean, (var / n).sqrt())));
+            paired += 1;
+        }
+        if paired > 0 {
+            out.insert(best.settings(), None);
+        }
+    }
+    out
 }
 
 /// The rows of an existing `results.csv`.
@@ -360,19 +460,27 @@ fn sorted_group<'a>(rows: &'a [Row], group: &(String, f64)) -> Vec<&'a Row> {
     members
 }
 
-/// `results.md`: the command line, then one table per (matrix, σ), rows sorted by bits, M, method.
-pub fn markdown(rows: &[Row], command: &str) -> String {
+/// `results.md`: the command line, then one table per (matrix, σ), rows sorted by bits, M, method. Where
+/// `per_image` has the scores, the column "Δ best" gives each row's paired PSNR difference (mean ± standard
+/// error over the same images) to the best row of the same bits and M.
+pub fn markdown(rows: &[Row], per_image: &PerImage, command: &str) -> String {
+    let paired = paired_to_best(rows, per_image);
     let mut out = format!("# qcs eval\n\n```sh\n{command}\n```\n\n");
     if rows.iter().any(|r| r.images != rows[0].images) {
         out.push_str("Rows of earlier runs with other image counts are included (see the `images` column).\n\n");
     }
     for group in groups(rows) {
         out.push_str(&format!("## {} · σ = {}\n\n", group.0, group.1));
-        out.push_str("| bits | M | method | numerics | schedule | NFE | PSNR (dB) | ± s.e. | SSIM | images | seconds | backend |\n");
-        out.push_str("|---|--:|---|---|---|--:|--:|--:|--:|--:|--:|---|\n");
+        out.push_str("| bits | M | method | numerics | schedule | NFE | PSNR (dB) | ± s.e. | Δ best (paired) | SSIM | images | seconds | backend |\n");
+        out.push_str("|---|--:|---|---|---|--:|--:|--:|--:|--:|--:|--:|---|\n");
         for r in sorted_group(rows, &group) {
+            let delta = match paired.get(&r.settings()) {
+                Some(None) => "best".to_string(),
+                Some(Some((mean, se))) => format!("{mean:+.2} ± {se:.2}"),
+                None => String::new(),
+            };
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {:.2} | {} | {:.3} | {} | {:.1} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {:.2} | {} | {delta} | {:.3} | {} | {:.1} | {} |\n",
                 r.bits,
                 r.measurements,
                 r.method,
@@ -496,6 +604,77 @@ mod tests {
     }
 
     #[test]
+    fn an_image_line_parses_back_with_a_quoted_name() {
+        let r = row("qcs-sgm", 100, 15.5);
+        for name in ["t10k#3", "a,b", "say \"7\""] {
+            let line = format!("{},{},12.3456,0.81234", r.settings(), csv_field(name));
+            let (settings, parsed, psnr) = parse_image_line(&line).unwrap();
+            assert_eq!(
+                (settings.as_str(), parsed.as_str(), psnr),
+                (r.settings().as_str(), name, 12.3456)
+            );
+        }
+        assert!(parse_image_line("qcs-sgm,stable,12.0,0.5").is_err());
+        assert!(parse_image_line(&format!("{},x,12.0,high", r.settings())).is_err());
+    }
+
+    #[test]
+    fn the_paired_difference_to_the_best_row_is_the_mean_and_se_over_images() {
+        // Two samplers and a baseline on three images, at M = 100; a lone row at M = 200.
+        let (a, mut b, c, lone) = (
+            row("qcs-sgm", 100, 20.0),
+            row("qcs-sgm", 100, 19.0),
+            row("biht", 100, 10.0),
+            row("qcs-sgm", 200, 25.0),
+        );
+        b.numerics = "reference".into();
+        let scores = |p: [f64; 3]| -> Vec<(String, f64)> {
+            ["x", "y", "z"]
+                .iter()
+                .map(|n| n.to_string())
+                .zip(p)
+                .collect()
+        };
+        let per_image = PerImage::from([
+            (a.settings(), scores([19.0, 20.0, 21.0])),
+            // Listed in another order: pairing goes by name.
+            (
+                b.settings(),
+                vec![("z".into(), 21.0), ("x".into(), 18.0), ("y".into(), 18.0)],
+            ),
+            (c.settings(), scores([10.0, 10.0, 10.0])),
+            (lone.settings(), scores([25.0, 25.0, 25.0])),
+        ]);
+        let rows = vec![a.clone(), b.clone(), c.clone(), lone.clone()];
+        let paired = paired_to_best(&rows, &per_image);
+        assert_eq!(paired[&a.settings()], None, "a is the best");
+        // b − a per image: −1, −2, 0: mean −1, sd 1, se 1/√3.
+        let (mean, se) = paired[&b.settings()].unwrap();
+        assert!((mean + 1.0).abs() < 1e-12 && (se - 1.0 / 3f64.sqrt()).abs() < 1e-12);
+        // c − a: −9, −10, −11: mean −10, se 1/√3.
+        let (mean, se) = paired[&c.settings()].unwrap();
+        assert!((mean + 10.0).abs() < 1e-12 && (se - 1.0 / 3f64.sqrt()).abs() < 1e-12);
+        assert!(
+            !paired.contains_key(&lone.settings()),
+            "nothing to pair with"
+        );
+        let md = markdown(&rows, &per_image, "qcs eval");
+        assert!(
+            md.contains("| best |") && md.contains("| -1.00 ± 0.58 |"),
+            "{md}"
+        );
+
+        // Other images for one row: that row is left out, not paired with the wrong ones.
+        let mut other = per_image.clone();
+        other.insert(
+            b.settings(),
+            vec![("x".into(), 1.0), ("y".into(), 1.0), ("w".into(), 1.0)],
+        );
+        let paired = paired_to_best(&rows, &other);
+        assert!(!paired.contains_key(&b.settings()) && paired.contains_key(&c.settings()));
+    }
+
+    #[test]
     fn a_row_survives_the_csv_round_trip() {
         for r in [row("qcs-sgm", 100, 15.5), row("biht", 200, 9.25)] {
             let line = r.to_csv();
@@ -525,7 +704,7 @@ mod tests {
             row("qcs-sgm", 200, 16.0),
             row("biht", 100, 8.0),
         ];
-        let md = markdown(&rows, "qcs eval");
+        let md = markdown(&rows, &PerImage::new(), "qcs eval");
         let first = md.find("| 1 | 100 | biht").unwrap();
         let second = md.find("| 1 | 200 | qcs-sgm").unwrap();
         let third = md.find("| 1 | 200 | biht").unwrap();

@@ -227,6 +227,14 @@ fn images_csv_holds_every_cells_scores_and_mends_a_torn_write() {
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), 16, "no image of a cell twice");
+    // results.md pairs the two methods image by image in each of the 4 (bits, M) comparisons.
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("| Δ best (paired) |"), "{md}");
+    assert_eq!(md.matches("| best |").count(), 4, "{md}");
+    let deltas = md
+        .lines()
+        .filter(|l| l.contains(" ± ") && !l.contains("s.e."));
+    assert_eq!(deltas.count(), 4, "{md}");
 
     // A per-image file that is not ours is named, and left as it was.
     std::fs::write(out.join("images.csv"), "psnr\n1.0\n").unwrap();
