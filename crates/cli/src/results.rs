@@ -360,7 +360,8 @@ fn prune_images(path: &Path, rows: &[Row]) -> Result<PerImage> {
 /// Each row's paired PSNR difference to the best row (highest mean PSNR) among the rows of its comparison
 /// (same matrix, σ, bits and M) that have per-image scores for the same images: the mean over images of
 /// (row − best) and its standard error, keyed by [`Row::settings`]. The best row maps to `None`; rows without
-/// per-image scores, or alone in their comparison, are absent.
+/// per-image scores, with a PSNR that is not finite (a diverged chain), or alone in their comparison, are
+/// absent.
 fn paired_to_best(rows: &[Row], per_image: &PerImage) -> BTreeMap<String, Option<(f64, f64)>> {
     let mut out = BTreeMap::new();
     let comparison = |r: &Row| {
@@ -378,7 +379,7 @@ fn paired_to_best(rows: &[Row], per_image: &PerImage) -> BTreeMap<String, Option
         }
         let scored: Vec<(&Row, BTreeMap<&str, f64>)> = rows
             .iter()
-            .filter(|o| comparison(o) == comparison(r))
+            .filter(|o| comparison(o) == comparison(r) && o.psnr.is_finite())
             .filter_map(|o| {
                 let scores = per_image.get(&o.settings())?;
                 Some((o, scores.iter().map(|(n, p)| (n.as_str(), *p)).collect()))
@@ -663,6 +664,15 @@ mod tests {
             md.contains("| best |") && md.contains("| -1.00 ± 0.58 |"),
             "{md}"
         );
+
+        // A diverged row (NaN) is never the best, and is not paired.
+        let mut diverged = b.clone();
+        diverged.psnr = f64::NAN;
+        let mut with_nan = per_image.clone();
+        with_nan.insert(b.settings(), scores([f64::NAN, 30.0, 30.0]));
+        let paired = paired_to_best(&[a.clone(), diverged, c.clone()], &with_nan);
+        assert_eq!(paired[&a.settings()], None);
+        assert!(!paired.contains_key(&b.settings()));
 
         // Other images for one row: that row is left out, not paired with the wrong ones.
         let mut other = per_image.clone();
