@@ -304,12 +304,13 @@ pub struct EvalArgs {
     /// Langevin schedules LEVELSxSTEPS, e.g. 232x5,58x2 (config: sampler.levels x sampler.steps_per_level).
     #[arg(long, value_delimiter = ',')]
     pub schedules: Vec<String>,
-    /// Likelihood numerics: stable, reference (default: stable). For QCS-SGM `reference` is the reference's
-    /// clamped formula with its step size; for QCS-SGM+ it is the reference's EP (5 iterations, damping
-    /// 0.02): either way it reproduces the reference algorithm.
+    /// Likelihood numerics: stable, reference, clamped (default: stable). For QCS-SGM `reference` is the
+    /// reference's clamped formula with its step size; for QCS-SGM+ it is the reference's EP (5 iterations,
+    /// damping 0.02): either way it reproduces the reference algorithm. `clamped` is the reference's formula
+    /// under --step-control, to compare the two formulas at the same step (QCS-SGM+: as stable).
     #[arg(long, value_delimiter = ',')]
     pub numerics: Vec<String>,
-    /// Step size rule of the stable numerics: preconditioned, curvature or reference (config:
+    /// Step size rule of the stable and clamped numerics: preconditioned, curvature or reference (config:
     /// sampler.step_control).
     #[arg(long, value_parser = parse_step_control)]
     pub step_control: Option<StepControl>,

@@ -103,7 +103,7 @@ impl SamplerSection {
     /// either.
     pub fn ep_config(&self, bits: Option<u32>, numerics: Numerics) -> EpConfig {
         let base = match numerics {
-            Numerics::Stable => EpConfig::for_bits(bits),
+            Numerics::Stable | Numerics::Clamped => EpConfig::for_bits(bits),
             Numerics::Reference => EpConfig::reference(bits),
         };
         EpConfig {

@@ -91,6 +91,7 @@ pub fn numerics_name(numerics: Numerics) -> &'static str {
     match numerics {
         Numerics::Stable => "stable",
         Numerics::Reference => "reference",
+        Numerics::Clamped => "clamped",
     }
 }
 
@@ -216,7 +217,10 @@ fn parse_numerics(list: &[String]) -> Result<Vec<Numerics>> {
         .map(|name| match name.trim() {
             "stable" => Ok(Numerics::Stable),
             "reference" => Ok(Numerics::Reference),
-            other => bail!("--numerics: unknown numerics `{other}` (expected stable or reference)"),
+            "clamped" => Ok(Numerics::Clamped),
+            other => bail!(
+                "--numerics: unknown numerics `{other}` (expected stable, reference or clamped)"
+            ),
         })
         .collect::<Result<Vec<_>>>()
         .map(distinct)
@@ -251,14 +255,20 @@ fn cells(methods: &[Method], schedules: &[Schedule], numerics: &[Numerics]) -> V
                 schedule: None,
             }),
             // QCS-SGM+ has no stable/reference formula, only EP settings: its default cell carries no
-            // numerics (as in results.csv files written before `reference` applied to it).
+            // numerics (as in results.csv files written before `reference` applied to it), and `clamped`
+            // (a QCS-SGM formula) gives it that same cell, once.
             Method::QcsSgmPlus => {
                 for &s in schedules {
-                    out.extend(numerics.iter().map(|&n| Cell {
-                        method,
-                        numerics: (n == Numerics::Reference).then_some(n),
-                        schedule: Some(s),
-                    }));
+                    for &n in numerics {
+                        let cell = Cell {
+                            method,
+                            numerics: (n == Numerics::Reference).then_some(n),
+                            schedule: Some(s),
+                        };
+                        if !out.contains(&cell) {
+                            out.push(cell);
+                        }
+                    }
                 }
             }
             Method::QcsSgm => {
@@ -369,6 +379,16 @@ mod tests {
         assert_eq!(
             numerics_of(&[Method::QcsSgmPlus], &[stable]),
             [(Method::QcsSgmPlus, None)]
+        );
+        // `clamped` is a QCS-SGM formula: QCS-SGM+ runs its default cell once.
+        let clamped = Numerics::Clamped;
+        assert_eq!(
+            numerics_of(&[Method::QcsSgmPlus, Method::QcsSgm], &[stable, clamped]),
+            [
+                (Method::QcsSgmPlus, None),
+                (Method::QcsSgm, Some(stable)),
+                (Method::QcsSgm, Some(clamped)),
+            ]
         );
     }
 }

@@ -20,8 +20,12 @@ pub enum Numerics {
     #[default]
     Stable,
     /// The reference code's form: Φ(b) − Φ(a) clamped to ≥ 1e-6, which zeroes the pull of badly violated
-    /// measurements. For parity runs only.
+    /// measurements, with the reference step (no curvature bound: [`LikelihoodScore::curvature`] is `None`),
+    /// so that it reproduces the reference algorithm. For parity runs only.
     Reference,
+    /// The reference code's clamped form under qcs's step control (the same curvature bound as
+    /// [`Numerics::Stable`]): it compares the two formulas at the same step. For comparisons only.
+    Clamped,
 }
 
 /// The QCS-SGM likelihood score.
@@ -119,12 +123,14 @@ impl LikelihoodScore for QcsSgmScore {
                 observation.upper.clone(),
                 variance.sqrt(),
             ),
-            (ObservationKind::Quantized, Numerics::Reference) => quantized_gradient_reference(
-                z,
-                observation.lower.clone(),
-                observation.upper.clone(),
-                variance.sqrt(),
-            ),
+            (ObservationKind::Quantized, Numerics::Reference | Numerics::Clamped) => {
+                quantized_gradient_reference(
+                    z,
+                    observation.lower.clone(),
+                    observation.upper.clone(),
+                    variance.sqrt(),
+                )
+            }
         };
         Ok(operator.adjoint(g).reshape(dims))
     }
@@ -133,7 +139,8 @@ impl LikelihoodScore for QcsSgmScore {
     /// read back once.
     ///
     /// `None` (the sampler keeps the reference step) in two cases:
-    /// - [`Numerics::Reference`]: that mode reproduces the reference algorithm, steps included;
+    /// - [`Numerics::Reference`]: that mode reproduces the reference algorithm, steps included
+    ///   ([`Numerics::Clamped`], the same formula, takes the bound like [`Numerics::Stable`]);
     /// - every bin open on one side (1-bit) and A near row-orthogonal (‖A‖² ≤ [`COHERENT_ROWS`] times the
     ///   mean ‖a_m‖², which a Gaussian A with M ≤ N meets). Each measurement then pulls from one side only, along its
     ///   own row, so an overshoot lands where its pull vanishes and cannot build up; the reference step is

@@ -330,4 +330,11 @@ fn curvature_bound_holds_is_tight_for_linear_data_and_is_absent_for_gaussian_one
         numerics: qcs_likelihood::Numerics::Reference,
     };
     assert_eq!(reference.curvature(&op, &obs).unwrap(), None);
+    // The clamped formula under qcs's step control takes the stable numerics' bound.
+    let clamped = QcsSgmScore {
+        numerics: qcs_likelihood::Numerics::Clamped,
+    };
+    let stable_bound = QcsSgmScore::default().curvature(&op, &obs).unwrap();
+    assert!(stable_bound.is_some());
+    assert_eq!(clamped.curvature(&op, &obs).unwrap(), stable_bound);
 }

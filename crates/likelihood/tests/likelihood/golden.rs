@@ -34,7 +34,7 @@ fn qcs_sgm_scores_match_the_reference() {
         ];
         for (key, obs) in cases {
             let (reference, _) = fixture(key);
-            for numerics in [Numerics::Stable, Numerics::Reference] {
+            for numerics in [Numerics::Stable, Numerics::Reference, Numerics::Clamped] {
                 let ours = host(
                     QcsSgmScore { numerics }
                         .score(&op, &obs, SIGMA_T, x_t.clone())
