@@ -150,10 +150,7 @@ impl Row {
 
     /// What identifies the cell: its settings and the number of images.
     pub fn key(&self) -> String {
-        let fields = self.fields();
-        let mut key = fields[..SETTING_COLUMNS].to_vec();
-        key.push(self.images.to_string());
-        key.join(",")
+        format!("{},{}", self.settings(), self.images)
     }
 
     /// The CSV line (no newline).
