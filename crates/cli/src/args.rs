@@ -221,8 +221,16 @@ pub struct TrainArgs {
     #[arg(long, default_value = "out/train")]
     pub out: PathBuf,
     /// Continue from the latest checkpoint in --out.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "init")]
     pub resume: bool,
+    /// Start a new run from these weights (SafeTensors with the reference names, e.g. a shipped
+    /// model or a run's ema.safetensors) instead of random ones; the optimizer starts afresh.
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// Seed of the run's batches, noise and levels (config: training.seed); a run started with
+    /// --init from an earlier run's weights should draw other batches than it did.
+    #[arg(long, conflicts_with = "resume")]
+    pub seed: Option<u64>,
 }
 
 /// `qcs sample`.

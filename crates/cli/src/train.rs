@@ -58,7 +58,12 @@ fn train_config(args: &TrainArgs, config: &Config) -> Result<TrainConfig> {
         .with_ema_rate(t.ema_rate)
         .with_horizontal_flip(t.horizontal_flip)
         .with_checkpoint_every(t.checkpoint_every)
-        .with_seed(t.seed))
+        .with_seed(args.seed.unwrap_or(t.seed))
+        .with_init(
+            args.init
+                .as_ref()
+                .map(|path| path.to_string_lossy().into_owned()),
+        ))
 }
 
 /// Runs `qcs train`.
@@ -96,6 +101,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         m.image_size,
         backend::BACKEND
     );
+    if let Some(init) = &args.init {
+        eprintln!("starting from the weights in {}", init.display());
+    }
     let outcome = if args.resume {
         resume(&args.out, &data, &device, args.steps, progress, &stop)
     } else {

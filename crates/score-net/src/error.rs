@@ -87,6 +87,22 @@ pub enum ScoreNetError {
         found: [usize; 3],
     },
 
+    /// Weights to start a run from were made for another noise schedule.
+    #[error(
+        "`{path}` was trained for another noise schedule: its level {level} is σ = {found}, \
+         the run's is σ = {expected}"
+    )]
+    InitScheduleMismatch {
+        /// The weights file.
+        path: PathBuf,
+        /// The first level (0-based) that differs.
+        level: usize,
+        /// σ of that level in the run's configuration.
+        expected: f64,
+        /// σ of that level in the file.
+        found: f32,
+    },
+
     /// The training dataset holds no image.
     #[error("the training dataset is empty")]
     EmptyDataset,

@@ -401,6 +401,21 @@ fn train_resume_and_sample_end_to_end() {
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert!(String::from_utf8_lossy(&resumed.stdout).contains("finished at step 5"));
     let weights = run_dir.join("ema.safetensors");
+    // A new run can start from those weights (not with --resume: that continues a checkpoint).
+    let w = weights.to_str().unwrap();
+    let tuned_dir = tmp.path().join("tuned");
+    let t = tuned_dir.to_str().unwrap();
+    let both = qcs(&[
+        "train", "--config", c, "--data", d, "--out", t, "--init", w, "--resume",
+    ]);
+    assert!(!both.status.success());
+    assert!(stderr(&both).contains("--init"), "{}", stderr(&both));
+    let tuned = qcs(&[
+        "train", "--config", c, "--data", d, "--steps", "2", "--out", t, "--init", w, "--seed", "9",
+    ]);
+    assert!(tuned.status.success(), "{}", stderr(&tuned));
+    assert!(String::from_utf8_lossy(&tuned.stdout).contains("finished at step 2"));
+    assert!(stderr(&tuned).contains("starting from the weights in"));
     let grid = tmp.path().join("samples.png");
     let sample = qcs(&[
         "sample",

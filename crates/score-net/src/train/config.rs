@@ -49,6 +49,10 @@ pub struct TrainConfig {
     /// Seed of every random draw of the run: batches, flips, levels, noise, initial weights.
     #[config(default = 0)]
     pub seed: u64,
+    /// SafeTensors weights (reference names, any float dtype) to start from instead of random
+    /// weights: fine-tuning, or continuing a run whose checkpoints are gone. The EMA starts from
+    /// them too; Adam starts afresh. Read only when a run starts, kept for the record.
+    pub init: Option<String>,
 }
 
 impl TrainConfig {
@@ -128,6 +132,16 @@ mod tests {
         assert_eq!(serde_json::to_string(&back).expect("serializable"), json);
         assert_eq!(back.grad_clip, Some(1.0));
         assert_eq!(back.model.ngf, 4);
+    }
+
+    #[test]
+    fn a_checkpoint_config_from_before_init_existed_reads_as_a_random_start() {
+        let mut json: serde_json::Value =
+            serde_json::to_value(tiny().with_init(Some("a.safetensors".into()))).expect("json");
+        assert_eq!(json["init"], "a.safetensors");
+        json.as_object_mut().expect("object").remove("init");
+        let back: TrainConfig = serde_json::from_value(json).expect("deserializable");
+        assert_eq!(back.init, None);
     }
 
     #[test]

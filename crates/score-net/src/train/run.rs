@@ -17,7 +17,8 @@ use super::ema::ema_update;
 use super::log::LossLog;
 use super::loss::dsm_loss;
 use crate::error::ScoreNetError;
-use crate::weights::save_safetensors;
+use crate::ncsnv2::NcsnV2;
+use crate::weights::{load_safetensors, save_safetensors};
 
 /// Name of the EMA weights written at the end of a run, with the reference names (see
 /// [`save_safetensors`]).
@@ -50,12 +51,13 @@ pub struct TrainOutcome {
     pub ema_weights: PathBuf,
 }
 
-/// Trains a network from scratch by denoising score matching on `data`, in the run folder
+/// Trains a network by denoising score matching on `data`, from random weights or from
+/// `config.init`'s (which must be made for the run's network and noise schedule), in the run folder
 /// `run_dir` (created if needed; it must not hold a run already).
 ///
 /// Runs until `config.steps` steps are done or `stop` is set (checked before every step), then
 /// writes a checkpoint and [`EMA_WEIGHTS`]. `progress` is called after every step. Training
-/// happens on `device` with autodiff enabled; the initial weights are drawn from the device's
+/// happens on `device` with autodiff enabled; random initial weights are drawn from the device's
 /// generator after seeding it with `config.seed`.
 pub fn train(
     config: &TrainConfig,
@@ -79,7 +81,10 @@ pub fn train(
     })?;
     let device = device.clone().autodiff();
     device.seed(config.seed);
-    let model = config.model.init(&device)?;
+    let model = match &config.init {
+        None => config.model.init(&device)?,
+        Some(path) => initial_weights(config, Path::new(path), &device)?,
+    };
     let state = TrainState {
         ema: model.valid(),
         model,
@@ -87,6 +92,38 @@ pub fn train(
         step: 0,
     };
     run(config, data, run_dir, &device, state, progress, stop)
+}
+
+/// The network of `path`, on the training device, after checking that it was made for the
+/// run's noise schedule (the loss draws σ from the network's own `sigmas`).
+fn initial_weights(
+    config: &TrainConfig,
+    path: &Path,
+    device: &Device,
+) -> Result<NcsnV2, ScoreNetError> {
+    let model = load_safetensors(&config.model, path, device)?;
+    let found = model
+        .sigmas()
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| ScoreNetError::Unreadable {
+            path: path.to_path_buf(),
+            reason: format!("reading `sigmas`: {e:?}"),
+        })?;
+    let expected = config.model.sigma_schedule();
+    let mismatch = expected.iter().zip(&found).enumerate().find(|(_, (e, f))| {
+        let relative = ((f64::from(**f) - **e) / **e).abs();
+        relative.is_nan() || relative > 1e-5
+    });
+    if let Some((level, (&expected, &found))) = mismatch {
+        return Err(ScoreNetError::InitScheduleMismatch {
+            path: path.to_path_buf(),
+            level,
+            expected,
+            found,
+        });
+    }
+    Ok(model)
 }
 
 /// Continues the run in `run_dir` from its latest complete checkpoint, with the configuration

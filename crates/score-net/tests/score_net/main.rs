@@ -8,4 +8,5 @@ mod deepest;
 mod model_corpus;
 mod reference_parity;
 mod train;
+mod train_init;
 mod train_resume;

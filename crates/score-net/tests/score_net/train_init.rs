@@ -1,0 +1,153 @@
+//! A run started from saved weights (`TrainConfig::init`) trains those weights.
+
+use std::sync::atomic::AtomicBool;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::store::ModuleRecord;
+use burn::tensor::{Device, Tensor};
+use qcs_data::{Dataset, ImageSpec};
+use qcs_score_net::train::{train, TrainConfig};
+use qcs_score_net::{load_safetensors, save_safetensors, NcsnV2, NcsnV2Config, ScoreNetError};
+
+const SIDE: usize = 8;
+const LEARNING_RATE: f64 = 1e-3;
+
+fn checkers() -> Dataset {
+    let count = 10;
+    let pixels = (0..count * SIDE * SIDE)
+        .map(|i| ((i % SIDE + i / SIDE + i / (SIDE * SIDE)) % 2) as f32)
+        .collect();
+    let names = (0..count).map(|i| i.to_string()).collect();
+    Dataset::new(ImageSpec::square(1, SIDE), pixels, names).expect("consistent dataset")
+}
+
+fn network() -> NcsnV2Config {
+    NcsnV2Config::new()
+        .with_ngf(4)
+        .with_image_size(SIDE)
+        .with_num_levels(3)
+        .with_sigma_begin(1.0)
+        .with_sigma_end(0.1)
+}
+
+fn config(steps: usize, init: &std::path::Path) -> TrainConfig {
+    TrainConfig::new(network(), steps)
+        .with_batch_size(4)
+        .with_learning_rate(LEARNING_RATE)
+        .with_ema_rate(0.5)
+        .with_seed(5)
+        .with_init(Some(init.to_string_lossy().into_owned()))
+}
+
+#[derive(Default)]
+struct Values(Vec<f32>);
+
+impl ModuleVisitor for Values {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let values = param.val().into_data().try_to_vec::<f32>().expect("f32");
+        self.0.extend(values);
+    }
+}
+
+/// The largest and the smallest absolute change of a parameter value from `a` to `b`, over all
+/// values (the `sigmas` included: they never change).
+fn changes(a: &NcsnV2, b: &NcsnV2) -> (f32, usize) {
+    let (mut x, mut y) = (Values::default(), Values::default());
+    a.visit(&mut x);
+    b.visit(&mut y);
+    assert_eq!(x.0.len(), y.0.len());
+    let differences: Vec<f32> = x.0.iter().zip(&y.0).map(|(p, q)| (p - q).abs()).collect();
+    let moved = differences.iter().filter(|d| **d > 0.0).count();
+    (differences.iter().copied().fold(0.0, f32::max), moved)
+}
+
+/// Random weights unlike the ones the run's seed would draw, saved as SafeTensors.
+fn saved_weights(dir: &std::path::Path, device: &Device) -> (std::path::PathBuf, NcsnV2) {
+    device.seed(12_345);
+    let model = network().init(device).expect("valid config");
+    let path = dir.join("init.safetensors");
+    save_safetensors(&model, &path).expect("saved");
+    let loaded = load_safetensors(&network(), &path, device).expect("loaded");
+    (path, loaded)
+}
+
+#[test]
+fn a_run_from_saved_weights_moves_them_by_adam_sized_steps() {
+    let device = Device::flex();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (path, init) = saved_weights(dir.path(), &device);
+    let stop = AtomicBool::new(false);
+    let run = dir.path().join("run");
+    let outcome = train(&config(2, &path), &checkers(), &run, &device, |_| {}, &stop)
+        .expect("a run from saved weights");
+    assert_eq!(outcome.step, 2);
+
+    let record = ModuleRecord::load(outcome.checkpoint.dir.join("model.bpk")).expect("record");
+    let trained = network()
+        .init(&device)
+        .expect("valid config")
+        .try_load_record(record)
+        .expect("record fits");
+    // Adam moves every value by at most about the learning rate per step; random weights drawn
+    // by the run's own seed would be O(0.1) away.
+    let (largest, moved) = changes(&init, &trained);
+    assert!(
+        largest > 0.0 && largest <= 2.5 * LEARNING_RATE as f32,
+        "{largest}"
+    );
+    assert!(moved > 100, "only {moved} values changed");
+
+    // The EMA (rate ½) starts at the saved weights and trails the model.
+    let ema = load_safetensors(&network(), &outcome.ema_weights, &device).expect("EMA");
+    let (largest, _) = changes(&init, &ema);
+    assert!(
+        largest > 0.0 && largest <= 2.5 * LEARNING_RATE as f32,
+        "{largest}"
+    );
+    let recorded = outcome.checkpoint.config().expect("config.json");
+    assert_eq!(recorded.init.as_deref(), Some(&*path.to_string_lossy()));
+}
+
+#[test]
+fn weights_for_another_schedule_or_network_are_refused() {
+    let device = Device::flex();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (path, _) = saved_weights(dir.path(), &device);
+    let stop = AtomicBool::new(false);
+    let data = checkers();
+
+    let mut other_schedule = config(1, &path);
+    other_schedule.model.sigma_end = 0.2;
+    let error = train(
+        &other_schedule,
+        &data,
+        dir.path().join("a"),
+        &device,
+        |_| {},
+        &stop,
+    )
+    .expect_err("another schedule");
+    assert!(
+        matches!(error, ScoreNetError::InitScheduleMismatch { level: 1, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("init.safetensors"), "{error}");
+
+    let mut wider = config(1, &path);
+    wider.model.ngf = 8;
+    let error = train(&wider, &data, dir.path().join("b"), &device, |_| {}, &stop)
+        .expect_err("another width");
+    assert!(matches!(error, ScoreNetError::WrongShape { .. }), "{error}");
+
+    let missing = config(1, &dir.path().join("missing.safetensors"));
+    let error = train(
+        &missing,
+        &data,
+        dir.path().join("c"),
+        &device,
+        |_| {},
+        &stop,
+    )
+    .expect_err("no such file");
+    assert!(error.to_string().contains("missing.safetensors"), "{error}");
+}
