@@ -2,12 +2,14 @@
 
 use std::sync::atomic::AtomicBool;
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::store::ModuleRecord;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use qcs_data::{Dataset, ImageSpec};
 use qcs_score_net::train::{train, TrainConfig};
 use qcs_score_net::{load_safetensors, save_safetensors, NcsnV2, NcsnV2Config, ScoreNetError};
+
+use crate::train_resume::parameter_values;
 
 const SIDE: usize = 8;
 const LEARNING_RATE: f64 = 1e-3;
@@ -39,24 +41,12 @@ fn config(steps: usize, init: &std::path::Path) -> TrainConfig {
         .with_init(Some(init.to_string_lossy().into_owned()))
 }
 
-#[derive(Default)]
-struct Values(Vec<f32>);
-
-impl ModuleVisitor for Values {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let values = param.val().into_data().try_to_vec::<f32>().expect("f32");
-        self.0.extend(values);
-    }
-}
-
-/// The largest and the smallest absolute change of a parameter value from `a` to `b`, over all
-/// values (the `sigmas` included: they never change).
+/// The largest absolute change of a parameter value from `a` to `b`, and how many values changed
+/// (over all values, the `sigmas` included: they never change).
 fn changes(a: &NcsnV2, b: &NcsnV2) -> (f32, usize) {
-    let (mut x, mut y) = (Values::default(), Values::default());
-    a.visit(&mut x);
-    b.visit(&mut y);
-    assert_eq!(x.0.len(), y.0.len());
-    let differences: Vec<f32> = x.0.iter().zip(&y.0).map(|(p, q)| (p - q).abs()).collect();
+    let (x, y) = (parameter_values(a), parameter_values(b));
+    assert_eq!(x.len(), y.len());
+    let differences: Vec<f32> = x.iter().zip(&y).map(|(p, q)| (p - q).abs()).collect();
     let moved = differences.iter().filter(|d| **d > 0.0).count();
     (differences.iter().copied().fold(0.0, f32::max), moved)
 }

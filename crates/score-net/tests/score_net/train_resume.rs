@@ -39,18 +39,18 @@ fn config(steps: usize) -> TrainConfig {
         .with_seed(11)
 }
 
-/// Every parameter value of a network, in traversal order.
-#[derive(Default)]
-struct Values(Vec<f32>);
+/// Every parameter value of a network (`sigmas` included), in traversal order.
+pub(crate) fn parameter_values(model: &NcsnV2) -> Vec<f32> {
+    #[derive(Default)]
+    struct Values(Vec<f32>);
 
-impl ModuleVisitor for Values {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let values = param.val().into_data().try_to_vec::<f32>().expect("f32");
-        self.0.extend(values);
+    impl ModuleVisitor for Values {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let values = param.val().into_data().try_to_vec::<f32>().expect("f32");
+            self.0.extend(values);
+        }
     }
-}
 
-fn values(model: &NcsnV2) -> Vec<f32> {
     let mut values = Values::default();
     model.visit(&mut values);
     values.0
@@ -58,7 +58,7 @@ fn values(model: &NcsnV2) -> Vec<f32> {
 
 /// The largest absolute difference between two networks' parameters.
 fn max_difference(a: &NcsnV2, b: &NcsnV2) -> f32 {
-    let (a, b) = (values(a), values(b));
+    let (a, b) = (parameter_values(a), parameter_values(b));
     assert_eq!(a.len(), b.len());
     a.iter()
         .zip(&b)
