@@ -105,18 +105,14 @@ fn weights_for_another_schedule_or_network_are_refused() {
     let (path, _) = saved_weights(dir.path(), &device);
     let stop = AtomicBool::new(false);
     let data = checkers();
+    // Each start is refused before it writes a run: the error, for `config` in the folder `run`.
+    let refused = |config: &TrainConfig, run: &str| {
+        train(config, &data, dir.path().join(run), &device, |_| {}, &stop).expect_err(run)
+    };
 
     let mut other_schedule = config(1, &path);
     other_schedule.model.sigma_end = 0.2;
-    let error = train(
-        &other_schedule,
-        &data,
-        dir.path().join("a"),
-        &device,
-        |_| {},
-        &stop,
-    )
-    .expect_err("another schedule");
+    let error = refused(&other_schedule, "another schedule");
     assert!(
         matches!(error, ScoreNetError::InitScheduleMismatch { level: 1, .. }),
         "{error}"
@@ -125,19 +121,12 @@ fn weights_for_another_schedule_or_network_are_refused() {
 
     let mut wider = config(1, &path);
     wider.model.ngf = 8;
-    let error = train(&wider, &data, dir.path().join("b"), &device, |_| {}, &stop)
-        .expect_err("another width");
+    let error = refused(&wider, "another width");
     assert!(matches!(error, ScoreNetError::WrongShape { .. }), "{error}");
 
-    let missing = config(1, &dir.path().join("missing.safetensors"));
-    let error = train(
-        &missing,
-        &data,
-        dir.path().join("c"),
-        &device,
-        |_| {},
-        &stop,
-    )
-    .expect_err("no such file");
+    let error = refused(
+        &config(1, &dir.path().join("missing.safetensors")),
+        "no such file",
+    );
     assert!(error.to_string().contains("missing.safetensors"), "{error}");
 }
