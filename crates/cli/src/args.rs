@@ -211,16 +211,17 @@ pub struct TrainArgs {
     /// Total steps (config: training.steps).
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Images per step (config: training.batch_size).
-    #[arg(long)]
+    /// Images per step (config: training.batch_size); not with --resume.
+    #[arg(long, conflicts_with = "resume")]
     pub batch: Option<usize>,
-    /// Base channel count (config: model.ngf).
-    #[arg(long)]
+    /// Base channel count (config: model.ngf); not with --resume.
+    #[arg(long, conflicts_with = "resume")]
     pub ngf: Option<usize>,
     /// Checkpoint directory.
     #[arg(long, default_value = "out/train")]
     pub out: PathBuf,
-    /// Continue from the latest checkpoint in --out.
+    /// Continue from the latest checkpoint in --out, with the settings its checkpoint recorded:
+    /// of the flags, only --steps changes them, and --config's [training] is not used.
     #[arg(long, conflicts_with = "init")]
     pub resume: bool,
     /// Start a new run from these weights (SafeTensors with the reference names, e.g. a shipped

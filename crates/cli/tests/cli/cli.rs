@@ -395,6 +395,14 @@ fn train_resume_and_sample_end_to_end() {
         "train", "--config", c, "--data", d, "--steps", "3", "--out", o,
     ]);
     assert!(!again.status.success());
+    // The checkpoint's settings rule a resumed run: flags that would change them are refused.
+    for flag in [["--ngf", "8"], ["--batch", "4"], ["--seed", "3"]] {
+        let changed = qcs(&[
+            "train", "--config", c, "--data", d, "--out", o, "--resume", flag[0], flag[1],
+        ]);
+        assert!(!changed.status.success(), "{flag:?} with --resume");
+        assert!(stderr(&changed).contains(flag[0]), "{}", stderr(&changed));
+    }
     let resumed = qcs(&[
         "train", "--config", c, "--data", d, "--steps", "5", "--out", o, "--resume",
     ]);
