@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use qcs_sampler::StepControl;
 
+use crate::config::SamplerSection;
+
 /// Quantized compressed sensing with score-based generative priors (QCS-SGM, QCS-SGM+).
 #[derive(Parser, Debug)]
 #[command(name = "qcs", version, about, propagate_version = true)]
@@ -152,22 +154,9 @@ pub struct ReconstructArgs {
     /// Likelihood weight λ (config: sampler.likelihood_scale).
     #[arg(long)]
     pub likelihood_scale: Option<f64>,
-    /// Step size rule: preconditioned (steps shrink with the likelihood's curvature along each direction of
-    /// A's row space; needed for linear and Q-bit measurements), curvature (the whole step shrinks by the
-    /// stiffest direction's factor) or reference (ε·(σ_c/σ_T)² throughout) (config: sampler.step_control).
-    #[arg(long, value_parser = parse_step_control)]
-    pub step_control: Option<StepControl>,
+    /// Sampler settings shared with `eval`.
     #[command(flatten)]
-    pub ep: EpArgs,
-    /// Independent chains per image; > 1 also writes a per-pixel standard deviation (config: sampler.chains).
-    #[arg(long)]
-    pub chains: Option<usize>,
-    /// Images per batch (config: sampler.batch).
-    #[arg(long)]
-    pub batch: Option<usize>,
-    /// Seed of the operator, the measurement noise and the sampler (config: measurement.seed, sampler.seed).
-    #[arg(long)]
-    pub seed: Option<u64>,
+    pub sampler: SamplerFlags,
     /// Output directory.
     #[arg(long, default_value = "out/reconstruct")]
     pub out: PathBuf,
@@ -319,22 +308,9 @@ pub struct EvalArgs {
     /// under --step-control, to compare the two formulas at the same step (QCS-SGM+: as stable).
     #[arg(long, value_delimiter = ',')]
     pub numerics: Vec<String>,
-    /// Step size rule of the stable and clamped numerics: preconditioned, curvature or reference (config:
-    /// sampler.step_control).
-    #[arg(long, value_parser = parse_step_control)]
-    pub step_control: Option<StepControl>,
+    /// Sampler settings shared with `reconstruct`.
     #[command(flatten)]
-    pub ep: EpArgs,
-    /// Independent chains per image; PSNR is that of their mean (config: sampler.chains).
-    #[arg(long)]
-    pub chains: Option<usize>,
-    /// Images per batch (config: sampler.batch).
-    #[arg(long)]
-    pub batch: Option<usize>,
-    /// Seed of the operator, the measurement noise and the sampler, the same in every cell
-    /// (config: measurement.seed, sampler.seed).
-    #[arg(long)]
-    pub seed: Option<u64>,
+    pub sampler: SamplerFlags,
     /// Output directory: results.csv, results.md, psnr_vs_m.png, psnr_vs_nfe.png.
     #[arg(long, default_value = "out/eval")]
     pub out: PathBuf,
@@ -343,9 +319,16 @@ pub struct EvalArgs {
     pub resume: bool,
 }
 
-/// QCS-SGM+'s expectation-propagation settings, shared by `reconstruct` and `eval`.
+/// Sampler flags shared by `reconstruct` and `eval`; each overrides one value of the config's
+/// `[sampler]` ([`SamplerFlags::apply`]).
 #[derive(Args, Debug, Clone, Copy, Default)]
-pub struct EpArgs {
+pub struct SamplerFlags {
+    /// Step size rule: preconditioned (steps shrink with the likelihood's curvature along each direction of
+    /// A's row space; needed for linear and Q-bit measurements), curvature (the whole step shrinks by the
+    /// stiffest direction's factor) or reference (ε·(σ_c/σ_T)² throughout); in `eval`, the rule of the
+    /// stable and clamped numerics (config: sampler.step_control).
+    #[arg(long, value_parser = parse_step_control)]
+    pub step_control: Option<StepControl>,
     /// QCS-SGM+: most EP iterations per likelihood evaluation (config: sampler.ep_iterations; default 20,
     /// the reference 5).
     #[arg(long)]
@@ -354,6 +337,32 @@ pub struct EpArgs {
     /// 0.5, the reference 0.02).
     #[arg(long)]
     pub ep_damping: Option<f64>,
+    /// Independent chains per image: PSNR is that of their mean, and `reconstruct` also writes their
+    /// per-pixel standard deviation when there are more than one (config: sampler.chains).
+    #[arg(long)]
+    pub chains: Option<usize>,
+    /// Images per batch (config: sampler.batch).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Seed of the operator, the measurement noise and the sampler, the same in every cell of `eval`
+    /// (config: measurement.seed, sampler.seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl SamplerFlags {
+    /// `section` with the values that these flags set replaced.
+    pub fn apply(&self, section: &SamplerSection) -> SamplerSection {
+        SamplerSection {
+            step_control: self.step_control.unwrap_or(section.step_control),
+            ep_iterations: self.ep_iterations.or(section.ep_iterations),
+            ep_damping: self.ep_damping.or(section.ep_damping),
+            chains: self.chains.unwrap_or(section.chains),
+            batch: self.batch.unwrap_or(section.batch),
+            seed: self.seed.unwrap_or(section.seed),
+            ..section.clone()
+        }
+    }
 }
 
 /// `curvature` or `reference`.

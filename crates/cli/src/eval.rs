@@ -132,6 +132,7 @@ impl Fingerprint {
         let needs_prior = crate::sweep::methods(&args.methods, config)?
             .iter()
             .any(|m| m.uses_prior());
+        let sampler = args.sampler.apply(&config.sampler);
         let model_path = args
             .model
             .clone()
@@ -140,16 +141,16 @@ impl Fingerprint {
             model: needs_prior.then(|| hashed(&model_path)).transpose()?,
             config: hashed(&args.config)?,
             images: truth.names().to_vec(),
-            seed: args.seed.unwrap_or(config.sampler.seed),
-            chains: args.chains.unwrap_or(config.sampler.chains),
+            seed: sampler.seed,
+            chains: sampler.chains,
             precision: if needs_prior {
                 args.precision.name().to_string()
             } else {
                 f32_name()
             },
-            step_control: args.step_control.unwrap_or(config.sampler.step_control),
-            ep_iterations: args.ep.ep_iterations.or(config.sampler.ep_iterations),
-            ep_damping: args.ep.ep_damping.or(config.sampler.ep_damping),
+            step_control: sampler.step_control,
+            ep_iterations: sampler.ep_iterations,
+            ep_damping: sampler.ep_damping,
         })
     }
 
@@ -415,19 +416,12 @@ fn sampler_section(
     levels: usize,
     steps: usize,
 ) -> SamplerSection {
-    let (args, s) = (context.args, &context.config.sampler);
     SamplerSection {
         method: method.name().to_string(),
         levels,
         steps_per_level: steps,
         likelihood_scale: context.config.likelihood_scale_for(method.name()),
-        chains: args.chains.unwrap_or(s.chains),
-        batch: args.batch.unwrap_or(s.batch),
-        seed: args.seed.unwrap_or(s.seed),
-        step_control: args.step_control.unwrap_or(s.step_control),
-        ep_iterations: args.ep.ep_iterations.or(s.ep_iterations),
-        ep_damping: args.ep.ep_damping.or(s.ep_damping),
-        ..s.clone()
+        ..context.args.sampler.apply(&context.config.sampler)
     }
 }
 
@@ -440,6 +434,7 @@ fn baseline(
 ) -> Result<Outcome> {
     let batch = context
         .args
+        .sampler
         .batch
         .unwrap_or(context.config.sampler.batch)
         .max(1);

@@ -24,7 +24,7 @@ use crate::{backend, output};
 
 /// The sampler section with the flags applied.
 fn sampler_settings(args: &ReconstructArgs, config: &Config) -> SamplerSection {
-    let s = &config.sampler;
+    let s = args.sampler.apply(&config.sampler);
     let method = args.method.clone().unwrap_or_else(|| s.method.clone());
     SamplerSection {
         // The config's λ is for its own method; `--method` switching to the other one takes that method's λ.
@@ -35,13 +35,7 @@ fn sampler_settings(args: &ReconstructArgs, config: &Config) -> SamplerSection {
         levels: args.levels.unwrap_or(s.levels),
         steps_per_level: args.steps_per_level.unwrap_or(s.steps_per_level),
         step_lr: args.step_lr.unwrap_or(s.step_lr),
-        chains: args.chains.unwrap_or(s.chains),
-        batch: args.batch.unwrap_or(s.batch),
-        seed: args.seed.unwrap_or(s.seed),
-        final_denoise: s.final_denoise,
-        step_control: args.step_control.unwrap_or(s.step_control),
-        ep_iterations: args.ep.ep_iterations.or(s.ep_iterations),
-        ep_damping: args.ep.ep_damping.or(s.ep_damping),
+        ..s
     }
 }
 
@@ -122,7 +116,7 @@ fn inputs(
         args.images.clone()
     };
     let images = read_images(&paths, spec, args.resize).context("--images")?;
-    let m = measurement_settings(&args.measurement, args.seed, config);
+    let m = measurement_settings(&args.measurement, args.sampler.seed, config);
     let op_spec = operator_spec(&m, shape)?;
     let q = quantizer(&m, &args.measurement)?;
     let op = build_operator(&op_spec, device)?;

@@ -309,14 +309,15 @@ pub fn plan(
         None => Vec::new(),
     };
     let numerics = parse_numerics(&args.numerics)?;
-    for (flag, value) in [("--chains", args.chains), ("--batch", args.batch)] {
+    let flags = &args.sampler;
+    for (flag, value) in [("--chains", flags.chains), ("--batch", flags.batch)] {
         if value == Some(0) {
             bail!("{flag} must be at least 1, got 0");
         }
     }
-    crate::config::check_ep(args.ep.ep_iterations, args.ep.ep_damping)?;
+    crate::config::check_ep(flags.ep_iterations, flags.ep_damping)?;
     let cells = cells(&methods, &schedules, &numerics);
-    let seed = args.seed.unwrap_or(config.measurement.seed);
+    let seed = flags.seed.unwrap_or(config.measurement.seed);
     let mut settings = Vec::new();
     for (family, matrix) in &matrices {
         for &sigma in &noise {
