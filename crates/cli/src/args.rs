@@ -56,6 +56,9 @@ pub enum Command {
     Sample(SampleArgs),
     /// Sweep methods and measurement settings over a set of images: a results table, CSV and plots.
     Eval(Box<EvalArgs>),
+    /// Score networks' denoising-score-matching loss on held-out images, per band of noise levels,
+    /// compared image by image: a measure of a prior that needs no sampling.
+    Loss(LossArgs),
     /// Measure the speed of the score network and of the sampler on the compiled-in backend.
     Bench(crate::bench::BenchArgs),
     /// Print the compiled-in backend and the device it uses.
@@ -267,18 +270,9 @@ pub struct EvalArgs {
     /// Score-network weights (config: model.path); used by qcs-sgm and qcs-sgm-plus only.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// PNG/JPEG files or folders, or one IDX image file (default: assets/images/<dataset>).
-    #[arg(long, num_args = 1..)]
-    pub images: Vec<PathBuf>,
-    /// Resize images of another size to the model's instead of refusing them.
-    #[arg(long)]
-    pub resize: bool,
-    /// Evaluate the first N images (after --skip; default: all).
-    #[arg(long)]
-    pub count: Option<usize>,
-    /// Leave out the first K images.
-    #[arg(long, default_value_t = 0)]
-    pub skip: usize,
+    /// The images.
+    #[command(flatten)]
+    pub selection: ImageSelection,
     /// Bit depths: 1–8 or `linear` (config: measurement.bits).
     #[arg(long, value_delimiter = ',')]
     pub bits: Vec<String>,
@@ -317,6 +311,50 @@ pub struct EvalArgs {
     /// Add to an existing results.csv in --out, skipping the cells it already holds.
     #[arg(long)]
     pub resume: bool,
+}
+
+/// The images of `eval` and `loss`.
+#[derive(Args, Debug, Clone)]
+pub struct ImageSelection {
+    /// PNG/JPEG files or folders, or one IDX image file (default: assets/images/<dataset>).
+    #[arg(long, num_args = 1..)]
+    pub images: Vec<PathBuf>,
+    /// Resize images of another size to the model's instead of refusing them.
+    #[arg(long)]
+    pub resize: bool,
+    /// Use the first N images (after --skip; default: all).
+    #[arg(long)]
+    pub count: Option<usize>,
+    /// Leave out the first K images.
+    #[arg(long, default_value_t = 0)]
+    pub skip: usize,
+}
+
+/// `qcs loss`.
+#[derive(Args, Debug)]
+pub struct LossArgs {
+    /// Configuration file ([model]: the default weights, the image size and the noise schedule).
+    #[arg(long, default_value = "configs/mnist.toml")]
+    pub config: PathBuf,
+    /// Score-network weights, comma-separated (default: the config's model.path). Every network
+    /// sees the same noisy images; each after the first is compared with the first, image by image.
+    #[arg(long, value_delimiter = ',')]
+    pub model: Vec<PathBuf>,
+    /// The images: held-out ones, such as a test split.
+    #[command(flatten)]
+    pub selection: ImageSelection,
+    /// Bands of consecutive noise levels, as in a training run's loss.csv (band 0: the largest σ).
+    #[arg(long, default_value_t = 10)]
+    pub bands: usize,
+    /// Noisy images per forward pass.
+    #[arg(long, default_value_t = 50)]
+    pub batch: usize,
+    /// Seed of the levels and the noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Also write every image's loss in every band, for each network, to this CSV file.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
 }
 
 /// Sampler flags shared by `reconstruct` and `eval`; each overrides one value of the config's

@@ -22,7 +22,7 @@ use crate::config::{Config, SamplerSection};
 use crate::reconstruct::{langevin_config, reconstruct_all, slice_set, step_bar_style};
 use crate::report::{score_images, ImageScore};
 use crate::results::{markdown, summary, write_atomically, PerImage, ResultsFile, Row};
-use crate::setup::{default_images, image_paths, load_model, read_images};
+use crate::setup::{load_model, select_images};
 use crate::stdout::outln;
 use crate::sweep::{bits_name, numerics_name, plan, Cell, Method, Setting};
 use crate::{backend, plot};
@@ -67,7 +67,11 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         shape,
         prior.as_ref().map(|p| p.net.num_levels),
     )?;
-    let truth = eval_images(args, &config, ImageSpec::new(channels, size, size))?;
+    let truth = select_images(
+        &args.selection,
+        &config,
+        ImageSpec::new(channels, size, size),
+    )?;
 
     let fingerprint = Fingerprint::of(args, &config, &truth)?;
     let (file, rows) = ResultsFile::open(&args.out, args.resume)?;
@@ -276,72 +280,6 @@ fn finish(out: &Path, rows: &[Row], per_image: &PerImage, command: &str) -> Resu
     crate::stdout::print(&summary(rows))?;
     outln!("wrote {} in {}", written.join(", "), out.display());
     Ok(())
-}
-
-/// The images of the sweep: `--images` (PNG/JPEG files and folders, or one IDX file), `--skip` and `--count`.
-fn eval_images(args: &EvalArgs, config: &Config, spec: ImageSpec) -> Result<Dataset> {
-    let paths = if args.images.is_empty() {
-        vec![default_images(config)]
-    } else {
-        args.images.clone()
-    };
-    let wanted = |available: usize| -> Result<std::ops::Range<usize>> {
-        let end = args
-            .count
-            .map_or(available, |c| (args.skip + c).min(available));
-        if args.count == Some(0) || args.skip >= end {
-            bail!(
-                "--skip {} --count {}: no images left of the {available} given",
-                args.skip,
-                args.count.map_or("all".into(), |c| c.to_string())
-            );
-        }
-        Ok(args.skip..end)
-    };
-    if let [single] = paths.as_slice() {
-        if single.is_file() && !is_image_file(single) {
-            return idx_images(single, spec, &wanted);
-        }
-    }
-    let files = image_paths(&paths).context("--images")?;
-    let range = wanted(files.len())?;
-    read_images(&files[range], spec, args.resize).context("--images")
-}
-
-fn is_image_file(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str()))
-}
-
-/// Images `range` of an IDX file, which must hold images of `spec`.
-fn idx_images(
-    path: &Path,
-    spec: ImageSpec,
-    wanted: &dyn Fn(usize) -> Result<std::ops::Range<usize>>,
-) -> Result<Dataset> {
-    let data =
-        qcs_data::read_idx_images(path).with_context(|| format!("--images {}", path.display()))?;
-    if data.spec() != spec {
-        let s = data.spec();
-        bail!(
-            "--images {}: the images are {}×{}×{} but the model takes {}×{}×{}",
-            path.display(),
-            s.channels,
-            s.height,
-            s.width,
-            spec.channels,
-            spec.height,
-            spec.width
-        );
-    }
-    let range = wanted(data.len())?;
-    let n = spec.len();
-    Ok(Dataset::new(
-        spec,
-        data.pixels()[range.start * n..range.end * n].to_vec(),
-        data.names()[range].to_vec(),
-    )?)
 }
 
 /// Simulated measurements of every image for one setting (the seeds are the same in every setting).

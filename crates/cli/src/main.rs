@@ -4,6 +4,7 @@ mod args;
 mod backend;
 mod bench;
 mod eval;
+mod loss;
 mod measure;
 mod output;
 mod plot;
@@ -35,6 +36,7 @@ fn main() -> Result<()> {
         Command::Train(args) => train::run(&args),
         Command::Sample(args) => sample::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Loss(args) => loss::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Info => {
             let device = backend::device();

@@ -73,7 +73,7 @@ fn parse_image_line(line: &str) -> Result<(String, String, f64)> {
 }
 
 /// A CSV field: as it is, or quoted when it holds a comma, a quote or a line break.
-fn csv_field(text: &str) -> String {
+pub fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {

@@ -9,7 +9,7 @@ use qcs_data::{Dataset, ImageSpec};
 use qcs_score_net::{NcsnV2, NcsnV2Config};
 use qcs_sensing::{Family, ImageShape, OperatorSpec, QuantizerSpec, StepRule};
 
-use crate::args::{MeasurementFlags, Precision};
+use crate::args::{ImageSelection, MeasurementFlags, Precision};
 use crate::config::{Config, MeasurementSection};
 
 /// The network configuration stored in a weight file: ngf from `begin_conv.weight` ([ngf, C, 3, 3]) and the
@@ -212,4 +212,73 @@ pub fn default_images(config: &Config) -> PathBuf {
         .file_stem()
         .map_or_else(|| "mnist".to_string(), |s| s.to_string_lossy().to_string());
     PathBuf::from("assets/images").join(name)
+}
+
+/// The images of `selection`: `--images` (PNG/JPEG files and folders, or one IDX file; default: the
+/// config's shipped images), `--skip` and `--count`.
+pub fn select_images(
+    selection: &ImageSelection,
+    config: &Config,
+    spec: ImageSpec,
+) -> Result<Dataset> {
+    let paths = if selection.images.is_empty() {
+        vec![default_images(config)]
+    } else {
+        selection.images.clone()
+    };
+    let (skip, count) = (selection.skip, selection.count);
+    let wanted = |available: usize| -> Result<std::ops::Range<usize>> {
+        let end = count.map_or(available, |c| (skip + c).min(available));
+        if count == Some(0) || skip >= end {
+            bail!(
+                "--skip {skip} --count {}: no images left of the {available} given",
+                count.map_or("all".into(), |c| c.to_string())
+            );
+        }
+        Ok(skip..end)
+    };
+    if let [single] = paths.as_slice() {
+        if single.is_file() && !is_image_file(single) {
+            return idx_images(single, spec, &wanted);
+        }
+    }
+    let files = image_paths(&paths).context("--images")?;
+    let range = wanted(files.len())?;
+    read_images(&files[range], spec, selection.resize).context("--images")
+}
+
+fn is_image_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Images `range` of an IDX file, which must hold images of `spec`.
+fn idx_images(
+    path: &Path,
+    spec: ImageSpec,
+    wanted: &dyn Fn(usize) -> Result<std::ops::Range<usize>>,
+) -> Result<Dataset> {
+    let data =
+        qcs_data::read_idx_images(path).with_context(|| format!("--images {}", path.display()))?;
+    if data.spec() != spec {
+        let s = data.spec();
+        bail!(
+            "--images {}: the images are {}×{}×{} but the model takes {}×{}×{}",
+            path.display(),
+            s.channels,
+            s.height,
+            s.width,
+            spec.channels,
+            spec.height,
+            spec.width
+        );
+    }
+    let range = wanted(data.len())?;
+    let n = spec.len();
+    Ok(Dataset::new(
+        spec,
+        data.pixels()[range.start * n..range.end * n].to_vec(),
+        data.names()[range].to_vec(),
+    )?)
 }

@@ -9,3 +9,4 @@ mod common;
 mod errors;
 mod eval;
 mod kill_resume;
+mod loss;

@@ -18,7 +18,7 @@ const EPOCH_ORDER: u64 = 1;
 const STEP_DRAWS: u64 = 2;
 
 /// The generator of stream `index` for `purpose` in the run seeded with `seed`.
-fn stream(seed: u64, purpose: u64, index: u64) -> ChaCha8Rng {
+pub(crate) fn stream(seed: u64, purpose: u64, index: u64) -> ChaCha8Rng {
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&seed.to_le_bytes());
     key[8..16].copy_from_slice(&purpose.to_le_bytes());

@@ -28,6 +28,12 @@ pub struct LossLog {
     counts: Vec<usize>,
 }
 
+/// The band (the log's bucket) of noise level `level` among `levels` levels split into `bands`
+/// bands of consecutive levels: band 0 holds the largest σ.
+pub(crate) fn band_of(level: usize, levels: usize, bands: usize) -> usize {
+    (level * bands / levels).min(bands - 1)
+}
+
 impl LossLog {
     /// Opens the log of the run in `run_dir` that continues from step `step` (0 for a fresh
     /// run), creating it with its header if needed. The rows of later steps (logged after the
@@ -57,8 +63,7 @@ impl LossLog {
 
     /// The bucket of noise level `level`.
     pub fn bucket(&self, level: usize) -> usize {
-        let buckets = self.counts.len();
-        (level * buckets / self.num_levels).min(buckets - 1)
+        band_of(level, self.num_levels, self.counts.len())
     }
 
     /// Adds the losses `[B]` of one batch, image by image with their `levels`, on the losses'
