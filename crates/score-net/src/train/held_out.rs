@@ -293,26 +293,14 @@ mod tests {
             (batched - f64::from(alone)).abs() <= 1e-4 * batched.abs(),
             "{batched} against {alone}"
         );
-        let single = held_out_loss(
-            &model,
-            &net,
-            &data,
-            &HeldOutConfig { batch: 1, ..config },
-            |_, _| {},
-        )
-        .unwrap();
+        let rerun =
+            |config: HeldOutConfig| held_out_loss(&model, &net, &data, &config, |_, _| {}).unwrap();
+        let single = rerun(HeldOutConfig { batch: 1, ..config });
         for (a, b) in single.losses.iter().zip(&result.losses) {
             assert!((a - b).abs() <= 1e-4 * b.abs(), "{a} against {b}");
         }
         assert_eq!(single.levels, result.levels);
-        let other_seed = held_out_loss(
-            &model,
-            &net,
-            &data,
-            &HeldOutConfig { seed: 10, ..config },
-            |_, _| {},
-        )
-        .unwrap();
+        let other_seed = rerun(HeldOutConfig { seed: 10, ..config });
         assert_ne!(other_seed.losses, result.losses);
     }
 
