@@ -239,7 +239,7 @@ impl NcsnV2Config {
     }
 
     /// The noise levels as an untrained parameter, shape `[L]`.
-    fn sigmas(&self, device: &Device) -> Param<Tensor<1>> {
+    pub(crate) fn sigmas(&self, device: &Device) -> Param<Tensor<1>> {
         let sigmas: Vec<f32> = self
             .sigma_schedule()
             .into_iter()

@@ -94,14 +94,21 @@ pub fn train(
     run(config, data, run_dir, &device, state, progress, stop)
 }
 
+/// How far a weight file's σ may stand from the run's schedule, relative to σ: the rounding of a
+/// bf16 file (8 significant bits), the coarsest float type a file may hold (f16: 11 bits, as in
+/// the reference checkpoint). A schedule with other ends or another number of levels differs by far
+/// more somewhere.
+const SIGMA_TOLERANCE: f64 = 4e-3;
+
 /// The network of `path`, on the training device, after checking that it was made for the
-/// run's noise schedule (the loss draws σ from the network's own `sigmas`).
+/// run's noise schedule (the loss draws σ from the network's own `sigmas`); its σ are then the
+/// schedule's exact ones, whatever the file's float type rounded them to.
 fn initial_weights(
     config: &TrainConfig,
     path: &Path,
     device: &Device,
 ) -> Result<NcsnV2, ScoreNetError> {
-    let model = load_safetensors(&config.model, path, device)?;
+    let mut model = load_safetensors(&config.model, path, device)?;
     let found = model
         .sigmas()
         .into_data()
@@ -113,7 +120,7 @@ fn initial_weights(
     let expected = config.model.sigma_schedule();
     let mismatch = expected.iter().zip(&found).enumerate().find(|(_, (e, f))| {
         let relative = ((f64::from(**f) - **e) / **e).abs();
-        relative.is_nan() || relative > 1e-5
+        relative.is_nan() || relative > SIGMA_TOLERANCE
     });
     if let Some((level, (&expected, &found))) = mismatch {
         return Err(ScoreNetError::InitScheduleMismatch {
@@ -123,6 +130,7 @@ fn initial_weights(
             found,
         });
     }
+    model.sigmas = config.model.sigmas(device);
     Ok(model)
 }
 

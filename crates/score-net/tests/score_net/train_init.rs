@@ -130,3 +130,26 @@ fn weights_for_another_schedule_or_network_are_refused() {
     );
     assert!(error.to_string().contains("missing.safetensors"), "{error}");
 }
+
+#[test]
+fn sigmas_rounded_to_half_precision_start_a_run_on_the_exact_schedule() {
+    let device = Device::flex();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_, mut model) = saved_weights(dir.path(), &device);
+    // An f16 file (such as the reference checkpoint) keeps 11 significant bits of each σ.
+    model.sigmas = model.sigmas.map(|s| s.mul_scalar(1.0 + 4.5e-4));
+    let path = dir.path().join("half.safetensors");
+    save_safetensors(&model, &path).expect("saved");
+    let stop = AtomicBool::new(false);
+    let run = dir.path().join("run");
+    let outcome = train(&config(1, &path), &checkers(), &run, &device, |_| {}, &stop)
+        .expect("a run from rounded σ");
+    let ema = load_safetensors(&network(), &outcome.ema_weights, &device).expect("EMA");
+    let sigmas = ema.sigmas().into_data().try_to_vec::<f32>().expect("f32");
+    let exact: Vec<f32> = network()
+        .sigma_schedule()
+        .into_iter()
+        .map(|s| s as f32)
+        .collect();
+    assert_eq!(sigmas, exact);
+}
