@@ -247,7 +247,7 @@ mod tests {
             ngf: 8,
             sigmas,
             loss: HeldOutLoss {
-                bands: vec![0..1],
+                bands: std::iter::once(0..1).collect(),
                 levels: vec![0],
                 losses: vec![1.0],
             },

@@ -98,13 +98,17 @@ fn check_config(config: &HeldOutConfig, levels: usize) -> Result<(), ScoreNetErr
     Ok(())
 }
 
-/// The levels of each of `bands` bands of `levels` levels, as [`band_of`] assigns them.
+/// The levels of each of `bands` bands of `levels` levels, as [`band_of`] assigns them (with
+/// `bands ≤ levels`, none is empty: the band rises by at most one from a level to the next).
 fn band_ranges(levels: usize, bands: usize) -> Vec<Range<usize>> {
-    let mut ranges: Vec<Range<usize>> = vec![usize::MAX..0; bands];
+    let mut ranges: Vec<Range<usize>> = Vec::with_capacity(bands);
     for level in 0..levels {
-        let range = &mut ranges[band_of(level, levels, bands)];
-        range.start = range.start.min(level);
-        range.end = range.end.max(level + 1);
+        let band = band_of(level, levels, bands);
+        if band < ranges.len() {
+            ranges[band].end = level + 1;
+        } else {
+            ranges.push(level..level + 1);
+        }
     }
     ranges
 }
