@@ -21,7 +21,7 @@ use crate::args::{EvalArgs, Precision};
 use crate::config::{Config, SamplerSection};
 use crate::reconstruct::{langevin_config, reconstruct_all, slice_set, step_bar_style};
 use crate::report::{score_images, ImageScore};
-use crate::results::{markdown, summary, write_atomically, PerImage, ResultsFile, Row};
+use crate::results::{markdown, mean_se, summary, write_atomically, PerImage, ResultsFile, Row};
 use crate::setup::{load_model, select_images};
 use crate::stdout::outln;
 use crate::sweep::{bits_name, numerics_name, plan, Cell, Method, Setting};
@@ -407,13 +407,10 @@ struct Quality {
 
 /// The mean quality of a cell's reconstructions, from their scores.
 fn quality(scores: &[ImageScore]) -> Quality {
-    let n = scores.len() as f64;
-    let psnr = scores.iter().map(|s| s.psnr).sum::<f64>() / n;
-    let ssim = scores.iter().map(|s| s.ssim).sum::<f64>() / n;
-    let psnr_se = (scores.len() > 1).then(|| {
-        let var = scores.iter().map(|s| (s.psnr - psnr).powi(2)).sum::<f64>() / (n - 1.0);
-        (var / n).sqrt()
-    });
+    let psnrs: Vec<f64> = scores.iter().map(|s| s.psnr).collect();
+    let (psnr, se) = mean_se(&psnrs);
+    let ssim = scores.iter().map(|s| s.ssim).sum::<f64>() / scores.len() as f64;
+    let psnr_se = (scores.len() > 1).then_some(se);
     Quality {
         psnr,
         psnr_se,

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use qcs_score_net::train::{held_out_loss, HeldOutConfig, HeldOutLoss};
+use qcs_score_net::train::{held_out_loss, HeldOutConfig, HeldOutLoss, SIGMA_TOLERANCE};
 
 use crate::args::{LossArgs, Precision};
 use crate::backend;
 use crate::config::Config;
-use crate::results::{csv_field, write_atomically};
+use crate::results::{csv_field, mean_se, write_atomically};
 use crate::setup::{image_spec, load_model, select_images};
 use crate::stdout::{outln, print};
 
@@ -24,17 +24,6 @@ struct Scored {
     loss: HeldOutLoss,
 }
 
-/// Mean and standard error of the mean.
-fn mean_se(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    if values.len() < 2 {
-        return (mean, f64::NAN);
-    }
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, (var / n).sqrt())
-}
-
 /// `a − b`, element by element.
 fn minus(a: &[f64], b: &[f64]) -> Vec<f64> {
     a.iter().zip(b).map(|(x, y)| x - y).collect()
@@ -44,10 +33,6 @@ fn minus(a: &[f64], b: &[f64]) -> Vec<f64> {
 fn label(i: usize) -> String {
     char::from_u32('A' as u32 + (i % 26) as u32).map_or_else(|| i.to_string(), String::from)
 }
-
-/// How far two networks' σ may differ, relative to σ, and still count as one schedule: the rounding
-/// of a bf16 file (f16 files, such as the reference checkpoint, round σ by up to 5e-4).
-const SIGMA_TOLERANCE: f32 = 4e-3;
 
 /// Checks that network `other` has the `first` one's noise schedule, so that the draws pair up.
 fn check_schedule(first: &Scored, other: &Path, sigmas: &[f32]) -> Result<()> {
@@ -64,7 +49,7 @@ fn check_schedule(first: &Scored, other: &Path, sigmas: &[f32]) -> Result<()> {
         .sigmas
         .iter()
         .zip(sigmas)
-        .position(|(a, b)| (a - b).abs() > SIGMA_TOLERANCE * a.abs().max(b.abs()));
+        .position(|(a, b)| (a - b).abs() > SIGMA_TOLERANCE as f32 * a.abs().max(b.abs()));
     if let Some(level) = differs {
         bail!(
             "{} and {} have other noise schedules (level {level}: σ {} against {}): the networks must share a schedule to be compared",

@@ -72,6 +72,18 @@ fn parse_image_line(line: &str) -> Result<(String, String, f64)> {
     Ok((settings.join(","), name, psnr.parse().context("psnr")?))
 }
 
+/// The mean of `values` (not empty) and its standard error (sample standard deviation over √n; NaN for
+/// a single value).
+pub fn mean_se(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 {
+        return (mean, f64::NAN);
+    }
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, (var / n).sqrt())
+}
+
 /// A CSV field: as it is, or quoted when it holds a comma, a quote or a line break.
 pub fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {
@@ -397,10 +409,8 @@ fn paired_to_best(rows: &[Row], per_image: &PerImage) -> BTreeMap<String, Option
                 continue;
             }
             let d: Vec<f64> = scores.iter().map(|(n, p)| p - best_scores[n]).collect();
-            let n = d.len() as f64;
-            let mean = d.iter().sum::<f64>() / n;
-            let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-            out.insert(o.settings(), Some((mean, (var / n).sqrt())));
+            let (mean, se) = mean_se(&d);
+            out.insert(o.settings(), Some((mean, se)));
             paired += 1;
         }
         if paired > 0 {

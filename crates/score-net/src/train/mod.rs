@@ -41,4 +41,4 @@ pub use ema::ema_update;
 pub use held_out::{held_out_loss, HeldOutConfig, HeldOutLoss};
 pub use log::LOSS_LOG;
 pub use loss::{dsm_loss, DsmLoss};
-pub use run::{resume, train, TrainOutcome, TrainProgress, EMA_WEIGHTS};
+pub use run::{resume, train, TrainOutcome, TrainProgress, EMA_WEIGHTS, SIGMA_TOLERANCE};

@@ -98,7 +98,7 @@ pub fn train(
 /// bf16 file (8 significant bits), the coarsest float type a file may hold (f16: 11 bits, as in
 /// the reference checkpoint). A schedule with other ends or another number of levels differs by far
 /// more somewhere.
-const SIGMA_TOLERANCE: f64 = 4e-3;
+pub const SIGMA_TOLERANCE: f64 = 4e-3;
 
 /// The network of `path`, on the training device, after checking that it was made for the
 /// run's noise schedule (the loss draws σ from the network's own `sigmas`); its σ are then the
