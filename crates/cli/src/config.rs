@@ -122,8 +122,14 @@ pub struct TrainingSection {
     pub batch_size: usize,
     /// Total optimizer steps.
     pub steps: usize,
-    /// Adam learning rate.
+    /// Adam learning rate (the peak, with a warm-up or a decay).
     pub learning_rate: f64,
+    /// Steps of linear warm-up to `learning_rate` (absent or 0: none).
+    #[serde(default)]
+    pub warmup_steps: Option<usize>,
+    /// Where set, a half-cosine decay from `learning_rate` to this rate at the last step.
+    #[serde(default)]
+    pub learning_rate_end: Option<f64>,
     /// EMA rate of the parameters used for sampling.
     pub ema_rate: f64,
     /// Random horizontal flips (natural images only).

@@ -1,5 +1,6 @@
 //! `qcs train`: denoising-score-matching training with a progress bar, checkpoints, Ctrl-C and `--resume`.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,6 +15,9 @@ use crate::args::TrainArgs;
 use crate::backend;
 use crate::config::Config;
 use crate::stdout::outln;
+
+/// Steps between progress lines when standard error is not a terminal.
+const PLAIN_PROGRESS_EVERY: usize = 100;
 
 /// Training images: an IDX file (raw or gzip) or a folder of PNG/JPEG images fitted to the model.
 fn read_data(path: &Path, spec: ImageSpec) -> Result<Dataset> {
@@ -55,6 +59,8 @@ fn train_config(args: &TrainArgs, config: &Config) -> Result<TrainConfig> {
     Ok(TrainConfig::new(model, args.steps.unwrap_or(t.steps))
         .with_batch_size(args.batch.unwrap_or(t.batch_size))
         .with_learning_rate(t.learning_rate)
+        .with_warmup_steps(t.warmup_steps)
+        .with_learning_rate_end(t.learning_rate_end)
         .with_ema_rate(t.ema_rate)
         .with_horizontal_flip(t.horizontal_flip)
         .with_checkpoint_every(t.checkpoint_every)
@@ -86,11 +92,24 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    // Without a terminal (a run under nohup, its standard error in a log) the bar draws nothing:
+    // a line every PLAIN_PROGRESS_EVERY steps says the same.
+    let plain = !std::io::stderr().is_terminal();
     let progress = |p: &TrainProgress| {
+        let loss = p.loss.map_or_else(|| "…".to_owned(), |l| format!("{l:.2}"));
+        let message = format!(
+            "loss {loss} · lr {:.2e} · {:.2} steps/s",
+            p.learning_rate, p.steps_per_second
+        );
+        if plain {
+            if p.step.is_multiple_of(PLAIN_PROGRESS_EVERY) {
+                eprintln!("step {}/{} · {message}", p.step, p.total_steps);
+            }
+            return;
+        }
         bar.set_length(p.total_steps as u64);
         bar.set_position(p.step as u64);
-        let loss = p.loss.map_or_else(|| "…".to_owned(), |l| format!("{l:.2}"));
-        bar.set_message(format!("loss {loss} · {:.2} steps/s", p.steps_per_second));
+        bar.set_message(message);
     };
     let device = backend::device();
     eprintln!(

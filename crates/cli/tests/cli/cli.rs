@@ -418,12 +418,52 @@ fn train_resume_and_sample_end_to_end() {
     ]);
     assert!(!both.status.success());
     assert!(stderr(&both).contains("--init"), "{}", stderr(&both));
+    // With a learning-rate schedule from the config's [training], recorded in the checkpoint.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let scheduled = tmp.path().join("scheduled.toml");
+    std::fs::write(
+        &scheduled,
+        format!("{text}warmup_steps = 1\nlearning_rate_end = 1e-5\n"),
+    )
+    .unwrap();
+    let s = scheduled.to_str().unwrap();
     let tuned = qcs(&[
-        "train", "--config", c, "--data", d, "--steps", "2", "--out", t, "--init", w, "--seed", "9",
+        "train", "--config", s, "--data", d, "--steps", "2", "--out", t, "--init", w, "--seed", "9",
     ]);
     assert!(tuned.status.success(), "{}", stderr(&tuned));
     assert!(String::from_utf8_lossy(&tuned.stdout).contains("finished at step 2"));
     assert!(stderr(&tuned).contains("starting from the weights in"));
+    let recorded: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tuned_dir.join("checkpoints/step-00000002/config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(recorded["warmup_steps"], 1);
+    assert_eq!(recorded["learning_rate_end"], 1e-5);
+    // A decay that would rise above the peak rate is refused, naming the setting.
+    std::fs::write(&scheduled, format!("{text}learning_rate_end = 1e-2\n")).unwrap();
+    let rising = tmp.path().join("rising");
+    let refused = qcs(&[
+        "train",
+        "--config",
+        s,
+        "--data",
+        d,
+        "--out",
+        rising.to_str().unwrap(),
+        "--init",
+        w,
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("learning_rate_end"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        !stderr(&refused).contains("panicked"),
+        "{}",
+        stderr(&refused)
+    );
     let grid = tmp.path().join("samples.png");
     let sample = qcs(&[
         "sample",

@@ -17,9 +17,18 @@ pub struct TrainConfig {
     /// Images per batch.
     #[config(default = 128)]
     pub batch_size: usize,
-    /// Adam learning rate (constant).
+    /// Adam learning rate: the peak of the schedule ([`TrainConfig::learning_rate_at`]), constant
+    /// when there is no warm-up and no `learning_rate_end`.
     #[config(default = 1e-4)]
     pub learning_rate: f64,
+    /// Steps over which the learning rate rises linearly from `learning_rate / warmup_steps` to
+    /// `learning_rate` (`None` or 0: none). Useful where Adam starts afresh on trained weights
+    /// (`init`). An `Option` so that checkpoints written before it existed still read.
+    pub warmup_steps: Option<usize>,
+    /// Where set, the learning rate falls from `learning_rate` after the warm-up to this value at
+    /// step `steps`, along half a cosine. Changing `steps` on resume stretches what is left of the
+    /// decay.
+    pub learning_rate_end: Option<f64>,
     /// Adam `β₁`.
     #[config(default = 0.9)]
     pub beta1: f32,
@@ -75,6 +84,21 @@ impl TrainConfig {
                 self.learning_rate
             ));
         }
+        if let Some(end) = self.learning_rate_end {
+            if !(end.is_finite() && (0.0..=self.learning_rate).contains(&end)) {
+                return fail(format!(
+                    "learning_rate_end must be in [0, learning_rate = {}], got {end}",
+                    self.learning_rate
+                ));
+            }
+        }
+        if self.warmup() > self.steps {
+            return fail(format!(
+                "warmup_steps ({}) exceeds the run's {} steps",
+                self.warmup(),
+                self.steps
+            ));
+        }
         for (name, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
             if !(0.0..1.0).contains(&beta) {
                 return fail(format!("{name} must be in [0, 1), got {beta}"));
@@ -92,6 +116,30 @@ impl TrainConfig {
             }
         }
         Ok(())
+    }
+
+    /// The learning rate of the optimizer step that follows `step` completed steps: a linear
+    /// warm-up over `warmup_steps`, then `learning_rate`, or with `learning_rate_end` a half-cosine
+    /// decay to it that ends at `steps` (and stays there past it).
+    pub fn learning_rate_at(&self, step: usize) -> f64 {
+        let (peak, warmup) = (self.learning_rate, self.warmup());
+        if step < warmup {
+            return peak * (step + 1) as f64 / warmup as f64;
+        }
+        let Some(end) = self.learning_rate_end else {
+            return peak;
+        };
+        let span = self.steps.saturating_sub(warmup);
+        if span == 0 {
+            return end;
+        }
+        let progress = ((step - warmup) as f64 / span as f64).min(1.0);
+        end + (peak - end) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+    }
+
+    /// Steps of warm-up (0 without one).
+    fn warmup(&self) -> usize {
+        self.warmup_steps.unwrap_or(0)
     }
 
     /// `[C, H, W]` of the training images.
@@ -145,6 +193,49 @@ mod tests {
     }
 
     #[test]
+    fn a_checkpoint_config_from_before_the_schedule_existed_reads_as_a_constant_rate() {
+        let mut json: serde_json::Value = serde_json::to_value(
+            tiny()
+                .with_warmup_steps(Some(3))
+                .with_learning_rate_end(Some(1e-5)),
+        )
+        .expect("json");
+        let object = json.as_object_mut().expect("object");
+        assert!(object.remove("warmup_steps").is_some());
+        assert!(object.remove("learning_rate_end").is_some());
+        let back: TrainConfig = serde_json::from_value(json).expect("deserializable");
+        assert_eq!((back.warmup_steps, back.learning_rate_end), (None, None));
+        assert!((0..20).all(|step| back.learning_rate_at(step) == 1e-4));
+    }
+
+    #[test]
+    fn the_schedule_warms_up_linearly_then_follows_half_a_cosine() {
+        // 10 steps: warm-up over 2 (rates at steps 0, 1), decay over the other 8 (steps 2..10).
+        let config = tiny()
+            .with_learning_rate(1e-3)
+            .with_warmup_steps(Some(2))
+            .with_learning_rate_end(Some(1e-4));
+        config.validate().expect("valid");
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-15;
+        assert!(close(config.learning_rate_at(0), 5e-4));
+        assert!(close(config.learning_rate_at(1), 1e-3));
+        assert!(close(config.learning_rate_at(2), 1e-3));
+        // Halfway through the decay (step 2 + 4): the mean of peak and end.
+        assert!(close(config.learning_rate_at(6), 5.5e-4));
+        // A quarter of the way: end + (peak − end)·(1 + cos(π/4))/2.
+        let quarter = 1e-4 + 9e-4 * 0.5 * (1.0 + std::f64::consts::FRAC_1_SQRT_2);
+        assert!(close(config.learning_rate_at(4), quarter));
+        assert!(close(config.learning_rate_at(10), 1e-4));
+        assert!(close(config.learning_rate_at(25), 1e-4));
+        let rates: Vec<f64> = (2..=10).map(|s| config.learning_rate_at(s)).collect();
+        assert!(rates.windows(2).all(|w| w[1] < w[0]), "{rates:?}");
+        // Without an end the rate stays at its peak after the warm-up.
+        let constant = tiny().with_learning_rate(1e-3).with_warmup_steps(Some(4));
+        assert!(close(constant.learning_rate_at(0), 2.5e-4));
+        assert!((4..30).all(|s| constant.learning_rate_at(s) == 1e-3));
+    }
+
+    #[test]
     fn impossible_settings_are_rejected() {
         for config in [
             tiny().with_batch_size(0),
@@ -153,6 +244,10 @@ mod tests {
             tiny().with_ema_rate(1.5),
             tiny().with_grad_clip(Some(-1.0)),
             tiny().with_checkpoint_every(0),
+            tiny().with_learning_rate_end(Some(2e-4)),
+            tiny().with_learning_rate_end(Some(-1e-6)),
+            tiny().with_learning_rate_end(Some(f64::NAN)),
+            tiny().with_warmup_steps(Some(11)),
         ] {
             assert!(matches!(
                 config.validate(),

@@ -3,8 +3,8 @@
 //! An explicit loop: every random draw (batch order, flips, levels, noise) comes from the run's
 //! seed on the CPU, so a resumed run repeats an uninterrupted one exactly; the loss is
 //! [`dsm_loss`]; Adam updates the weights, optionally after [`clip_grad_norm`]; [`ema_update`]
-//! keeps the moving average used for sampling. The run folder holds the checkpoints ([`Checkpoint`]), the per-level loss log ([`LOSS_LOG`]) and, at
-//! the end, the EMA weights ([`EMA_WEIGHTS`]).
+//! keeps the moving average used for sampling. The run folder holds the checkpoints ([`Checkpoint`]), the per-level loss log ([`LOSS_LOG`]) and the EMA
+//! weights of the latest checkpoint ([`EMA_WEIGHTS`]).
 //!
 //! ```no_run
 //! use std::sync::atomic::AtomicBool;

@@ -20,8 +20,9 @@ use crate::error::ScoreNetError;
 use crate::ncsnv2::NcsnV2;
 use crate::weights::{load_safetensors, save_safetensors};
 
-/// Name of the EMA weights written at the end of a run, with the reference names (see
-/// [`save_safetensors`]).
+/// Name of the EMA weights, with the reference names (see [`save_safetensors`]), rewritten
+/// (atomically) with every checkpoint and at the end of a run: while a run goes on, they are
+/// the latest checkpoint's, ready to sample or score with.
 pub const EMA_WEIGHTS: &str = "ema.safetensors";
 
 /// Where a run stands, reported after every step.
@@ -36,6 +37,8 @@ pub struct TrainProgress {
     pub loss: Option<f32>,
     /// Steps per second since this call started.
     pub steps_per_second: f64,
+    /// Learning rate of the next step ([`TrainConfig::learning_rate_at`]).
+    pub learning_rate: f64,
 }
 
 /// How a run ended.
@@ -56,7 +59,7 @@ pub struct TrainOutcome {
 /// `run_dir` (created if needed; it must not hold a run already).
 ///
 /// Runs until `config.steps` steps are done or `stop` is set (checked before every step), then
-/// writes a checkpoint and [`EMA_WEIGHTS`]. `progress` is called after every step. Training
+/// writes a checkpoint and [`EMA_WEIGHTS`] (also written with every checkpoint on the way). `progress` is called after every step. Training
 /// happens on `device` with autodiff enabled; random initial weights are drawn from the device's
 /// generator after seeding it with `config.seed`.
 pub fn train(
@@ -214,6 +217,7 @@ fn run(
         }
         if checkpoint_due {
             Checkpoint::write(run_dir, config, &state)?;
+            write_ema_weights(run_dir, &state.ema)?;
         }
         progress(&TrainProgress {
             step: state.step,
@@ -221,23 +225,31 @@ fn run(
             loss: logged_loss,
             steps_per_second: (state.step - start) as f64
                 / started.elapsed().as_secs_f64().max(f64::EPSILON),
+            learning_rate: config.learning_rate_at(state.step),
         });
     }
     log.flush(state.step)?;
     let checkpoint = Checkpoint::write(run_dir, config, &state)?;
-    let ema_weights = run_dir.join(EMA_WEIGHTS);
-    let partial = run_dir.join(format!(".{EMA_WEIGHTS}.partial"));
-    save_safetensors(&state.ema, &partial)?;
-    std::fs::rename(&partial, &ema_weights).map_err(|e| ScoreNetError::Unwritable {
-        path: ema_weights.clone(),
-        reason: e.to_string(),
-    })?;
+    let ema_weights = write_ema_weights(run_dir, &state.ema)?;
     Ok(TrainOutcome {
         step: state.step,
         stopped,
         checkpoint,
         ema_weights,
     })
+}
+
+/// Writes `ema` as [`EMA_WEIGHTS`] in `run_dir` through a partial file and a rename, so the file
+/// is always whole; returns its path.
+fn write_ema_weights(run_dir: &Path, ema: &NcsnV2) -> Result<PathBuf, ScoreNetError> {
+    let path = run_dir.join(EMA_WEIGHTS);
+    let partial = run_dir.join(format!(".{EMA_WEIGHTS}.partial"));
+    save_safetensors(ema, &partial)?;
+    std::fs::rename(&partial, &path).map_err(|e| ScoreNetError::Unwritable {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(path)
 }
 
 /// One optimizer step on `batch`: loss, gradients (clipped if configured), Adam, EMA. Returns
@@ -261,7 +273,7 @@ fn step(
     if let Some(max_norm) = config.grad_clip {
         grads = clip_grad_norm(&model, grads, max_norm).0;
     }
-    let model = optimizer.step(config.learning_rate, model, grads);
+    let model = optimizer.step(config.learning_rate_at(step), model, grads);
     let ema = ema_update(ema, &model, config.ema_rate);
     let state = TrainState {
         model,

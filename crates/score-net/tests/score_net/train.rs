@@ -152,6 +152,40 @@ fn the_stop_flag_ends_the_run_with_a_checkpoint() {
 }
 
 #[test]
+fn a_run_that_dies_leaves_its_last_checkpoints_ema_weights() {
+    // The run panics after step 3 (as if killed): no end-of-run write happens, and the EMA
+    // weights on disk are those of the step-2 checkpoint, whole.
+    let device = Device::flex();
+    let data = blobs();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stop = AtomicBool::new(false);
+    let config = tiny_config(50).with_checkpoint_every(2);
+    let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        train(
+            &config,
+            &data,
+            dir.path(),
+            &device,
+            |p| assert!(p.step < 3, "killed after step {}", p.step),
+            &stop,
+        )
+    }));
+    assert!(died.is_err(), "the run should have died at step 3");
+    let checkpoint = Checkpoint::latest(dir.path())
+        .expect("listable")
+        .expect("the step-2 checkpoint");
+    assert_eq!(checkpoint.step, 2);
+    let saved = load_safetensors(&config.model, dir.path().join(EMA_WEIGHTS), &device)
+        .expect("whole EMA weights");
+    let ema = checkpoint.load_ema(&device).expect("EMA loads");
+    assert_eq!(
+        crate::train_resume::parameter_values(&saved),
+        crate::train_resume::parameter_values(&ema)
+    );
+    assert!(!dir.path().join(format!(".{EMA_WEIGHTS}.partial")).exists());
+}
+
+#[test]
 fn a_run_folder_is_not_trained_over_and_a_resume_needs_a_checkpoint() {
     let device = Device::flex();
     let data = blobs();

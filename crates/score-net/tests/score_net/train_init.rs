@@ -153,3 +153,40 @@ fn sigmas_rounded_to_half_precision_start_a_run_on_the_exact_schedule() {
         .collect();
     assert_eq!(sigmas, exact);
 }
+
+#[test]
+fn a_warm_up_scales_the_first_step_by_its_rate() {
+    // Adam's first step moves each value by lr·|g|/(|g| + ε), so the largest move is the step's
+    // learning rate to a few parts in 10⁶: with a 4-step warm-up, a quarter of the constant run's.
+    let device = Device::flex();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (path, init) = saved_weights(dir.path(), &device);
+    let first_step = |config: TrainConfig, run: &str| {
+        let stop = AtomicBool::new(false);
+        let outcome = train(
+            &config.with_ema_rate(0.0),
+            &checkers(),
+            dir.path().join(run),
+            &device,
+            |_| stop.store(true, std::sync::atomic::Ordering::Relaxed),
+            &stop,
+        )
+        .expect(run);
+        assert_eq!((outcome.step, outcome.stopped), (1, true));
+        let ema = load_safetensors(&network(), &outcome.ema_weights, &device).expect("EMA");
+        changes(&init, &ema).0 as f64
+    };
+    let constant = first_step(config(4, &path), "constant");
+    let warm = first_step(config(4, &path).with_warmup_steps(Some(4)), "warm-up");
+    let decay = first_step(
+        config(4, &path).with_learning_rate_end(Some(0.0)),
+        "cosine decay",
+    );
+    assert!((constant / LEARNING_RATE - 1.0).abs() < 1e-4, "{constant}");
+    assert!((warm / constant - 0.25).abs() < 1e-4, "{warm} / {constant}");
+    // A decay starts at the peak rate.
+    assert!(
+        (decay / constant - 1.0).abs() < 1e-4,
+        "{decay} / {constant}"
+    );
+}
