@@ -59,8 +59,8 @@ pub struct TrainOutcome {
 /// `run_dir` (created if needed; it must not hold a run already).
 ///
 /// Runs until `config.steps` steps are done or `stop` is set (checked before every step), then
-/// writes a checkpoint and [`EMA_WEIGHTS`] (also written with every checkpoint on the way). `progress` is called after every step. Training
-/// happens on `device` with autodiff enabled; random initial weights are drawn from the device's
+/// writes a checkpoint and [`EMA_WEIGHTS`] (both also every `checkpoint_every` steps on the
+/// way). `progress` is called after every step. Training happens on `device` with autodiff enabled; random initial weights are drawn from the device's
 /// generator after seeding it with `config.seed`.
 pub fn train(
     config: &TrainConfig,
@@ -201,6 +201,7 @@ fn run(
     );
     let (start, started) = (state.step, Instant::now());
     let mut stopped = false;
+    let mut saved = None;
     let mut logged_loss = None;
     while state.step < config.steps {
         if stop.load(Ordering::Relaxed) {
@@ -216,8 +217,7 @@ fn run(
             logged_loss = log.flush(state.step)?.or(logged_loss);
         }
         if checkpoint_due {
-            Checkpoint::write(run_dir, config, &state)?;
-            write_ema_weights(run_dir, &state.ema)?;
+            saved = Some(save(run_dir, config, &state)?);
         }
         progress(&TrainProgress {
             step: state.step,
@@ -229,14 +229,28 @@ fn run(
         });
     }
     log.flush(state.step)?;
-    let checkpoint = Checkpoint::write(run_dir, config, &state)?;
-    let ema_weights = write_ema_weights(run_dir, &state.ema)?;
+    // A run that ends on a checkpoint step has written both already.
+    let (checkpoint, ema_weights) = match saved {
+        Some((checkpoint, ema)) if checkpoint.step == state.step => (checkpoint, ema),
+        _ => save(run_dir, config, &state)?,
+    };
     Ok(TrainOutcome {
         step: state.step,
         stopped,
         checkpoint,
         ema_weights,
     })
+}
+
+/// Writes a checkpoint of `state` and its EMA weights ([`write_ema_weights`]).
+fn save(
+    run_dir: &Path,
+    config: &TrainConfig,
+    state: &TrainState,
+) -> Result<(Checkpoint, PathBuf), ScoreNetError> {
+    let checkpoint = Checkpoint::write(run_dir, config, state)?;
+    let ema_weights = write_ema_weights(run_dir, &state.ema)?;
+    Ok((checkpoint, ema_weights))
 }
 
 /// Writes `ema` as [`EMA_WEIGHTS`] in `run_dir` through a partial file and a rename, so the file
