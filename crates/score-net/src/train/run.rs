@@ -60,8 +60,9 @@ pub struct TrainOutcome {
 ///
 /// Runs until `config.steps` steps are done or `stop` is set (checked before every step), then
 /// writes a checkpoint and [`EMA_WEIGHTS`] (both also every `checkpoint_every` steps on the
-/// way). `progress` is called after every step. Training happens on `device` with autodiff enabled; random initial weights are drawn from the device's
-/// generator after seeding it with `config.seed`.
+/// way). `progress` is called after every step. Training happens on `device` with autodiff
+/// enabled; random initial weights are drawn from the device's generator after seeding it with
+/// `config.seed`.
 pub fn train(
     config: &TrainConfig,
     data: &Dataset,
