@@ -71,6 +71,26 @@ def pivot(rs, row_key, col_key, cols, row_order=None):
     return "\n".join(lines)
 
 
+def image_scores(ds, run):
+    """Per-image PSNR of the 1-bit QCS-SGM cells of a run, keyed by (M, image); empty without images.csv."""
+    path = os.path.join(root, ds, run, "images.csv")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return {(r["measurements"], r["image"]): float(r["psnr"]) for r in csv.DictReader(f)
+                if r["bits"] == "1" and r["method"] == "qcs-sgm"}
+
+
+def paired(a, b, m):
+    """Mean PSNR difference a − b over the images both scored at M, ± its standard error, and a's wins."""
+    d = [a[k] - b[k] for k in a if k[0] == m and k in b]
+    if len(d) < 2:
+        return "–"
+    mean = sum(d) / len(d)
+    se = (sum((x - mean) ** 2 for x in d) / (len(d) - 1) / len(d)) ** 0.5
+    return f"{mean:+.2f} ± {se:.2f} ({sum(x > 0 for x in d)} of {len(d)})"
+
+
 def section(title, ds, runs, body, note=None):
     out = [f"### {title}", ""]
     if note:
@@ -161,6 +181,12 @@ for ds, title in DATASETS:
         for label, rs in body_rows:
             by = {r["measurements"]: fmt(r) for r in rs if r["bits"] == "1"}
             lines.append(f"| {label} | " + " | ".join(by.get(m, "–") for m in ms) + " |")
+        ours = image_scores(ds, "gaussian12")
+        for run, label in have:
+            theirs = image_scores(ds, run)
+            cells = [paired(ours, theirs, m) for m in ms]
+            if any(c != "–" for c in cells):
+                lines.append(f"| shipped − {label.split(' (')[0]}, paired PSNR (ahead on) | " + " | ".join(cells) + " |")
         out += section("Models side by side (QCS-SGM, 1-bit, Gaussian A, σ = 0.05)", ds,
                        ["gaussian12"] + [run for run, _ in have], "\n".join(lines))
 open(out_md, "w").write("\n".join(out).rstrip() + "\n")
