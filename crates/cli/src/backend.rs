@@ -50,6 +50,33 @@ pub fn tuning_cache() -> Option<std::path::PathBuf> {
     None
 }
 
+/// How many threads the CPU backends compute on (rayon's pool: every core, or `RAYON_NUM_THREADS`);
+/// `None` on wgpu, whose host threads only launch kernels.
+pub fn cpu_threads() -> Option<usize> {
+    #[cfg(feature = "wgpu-untuned")]
+    return None;
+    #[cfg(not(feature = "wgpu-untuned"))]
+    Some(rayon::current_num_threads())
+}
+
+/// Runs a command. On the CPU backends it runs on a thread of rayon's pool, the one burn's CPU kernels
+/// split their work over: each kernel called from outside the pool would hand its work to the pool and
+/// sleep until it is done, a wake-up per kernel that made a batch-1 ngf-16 network evaluation twice as
+/// slow on one thread (docs/BENCHMARKS.md, CPU); called from inside, it runs inline and the other threads
+/// steal from it. The pool's threads get the main thread's 8 MiB of stack.
+pub fn run_command<R: Send>(command: impl FnOnce() -> R + Send) -> R {
+    #[cfg(not(feature = "wgpu-untuned"))]
+    {
+        // Fails only if the pool already exists, which it cannot before the command runs.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .stack_size(8 << 20)
+            .build_global();
+        rayon::scope(|_| command())
+    }
+    #[cfg(feature = "wgpu-untuned")]
+    command()
+}
+
 /// The device this build computes on.
 pub fn device() -> Device {
     #[cfg(feature = "flex")]

@@ -111,6 +111,8 @@ pub struct BenchReport {
     pub conv: String,
     /// The device, as burn names it.
     pub device: String,
+    /// Threads the CPU backends computed on (`RAYON_NUM_THREADS`, else every core); `null` on wgpu.
+    pub cpu_threads: Option<usize>,
     /// Network evaluations assumed for `images_per_s`.
     pub reference_nfe: usize,
     /// Timed runs per figure.
@@ -361,8 +363,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         out: args.out.clone(),
         ..*args
     };
+    let threads = backend::cpu_threads().map_or(String::new(), |n| {
+        format!(", {n} thread{}", if n == 1 { "" } else { "s" })
+    });
     eprintln!(
-        "qcs bench on {} ({device:?}), network in {}, {} convolutions: {} cases, median of {} runs after {} warm-up",
+        "qcs bench on {} ({device:?}{threads}), network in {}, {} convolutions: {} cases, median of {} runs after {} warm-up",
         backend::BACKEND,
         args.precision.name(),
         qcs_score_net::conv_algorithm().name(),
@@ -396,6 +401,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         precision: args.precision.name().to_owned(),
         conv: qcs_score_net::conv_algorithm().name().to_owned(),
         device: format!("{device:?}"),
+        cpu_threads: backend::cpu_threads(),
         reference_nfe: REFERENCE_NFE,
         repeats: args.repeats,
         steps: args.steps,

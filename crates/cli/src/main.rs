@@ -30,7 +30,12 @@ fn main() -> Result<()> {
         cli.conv
             .map_or(backend::DEFAULT_CONV, args::ConvChoice::algorithm),
     );
-    match cli.command {
+    backend::run_command(|| run(cli.command))
+}
+
+/// Runs one command.
+fn run(command: Command) -> Result<()> {
+    match command {
         Command::Reconstruct(args) => reconstruct::run(&args),
         Command::Measure(args) => measure::run(&args),
         Command::Train(args) => train::run(&args),
@@ -44,6 +49,9 @@ fn main() -> Result<()> {
             outln!("backend: {}", backend::BACKEND);
             outln!("device: {device:?}");
             outln!("convolutions: {}", qcs_score_net::conv_algorithm().name());
+            if let Some(threads) = backend::cpu_threads() {
+                outln!("cpu threads: {threads}");
+            }
             if let Some(path) = backend::tuning_cache() {
                 outln!("tuning cache: {}", path.display());
             }

@@ -20,6 +20,7 @@ fn bench_writes_consistent_timings() {
         info.contains(&format!("convolutions: {default_conv}")),
         "{info}"
     );
+    assert_eq!(info.contains("\ncpu threads: "), !on_wgpu, "{info}");
     // The GEMM form end to end on the CPU passes (its training step included); on lavapipe, where
     // each new kernel shape autotunes first, the default (the library's GEMM test covers wgpu).
     let conv = if on_wgpu { "auto" } else { "gemm" };
@@ -30,6 +31,8 @@ fn bench_writes_consistent_timings() {
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_qcs"))
         .current_dir(common::root())
         .env("TMPDIR", &scratch)
+        // The CPU backends' pool takes its size from here, and the report must say so.
+        .env("RAYON_NUM_THREADS", "3")
         .args([
             "bench",
             "--conv",
@@ -56,6 +59,12 @@ fn bench_writes_consistent_timings() {
     assert_eq!(report["precision"], "f32");
     assert_eq!(report["conv"], conv);
     assert_eq!(report["reference_nfe"], 1161);
+    let threads = if on_wgpu {
+        serde_json::Value::Null
+    } else {
+        serde_json::json!(3)
+    };
+    assert_eq!(report["cpu_threads"], threads);
     let cases = report["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 2);
     for (case, batch) in cases.iter().zip([1.0, 2.0]) {
