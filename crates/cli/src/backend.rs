@@ -67,7 +67,8 @@ pub fn cpu_threads() -> Option<usize> {
 pub fn run_command<R: Send>(command: impl FnOnce() -> R + Send) -> R {
     #[cfg(not(feature = "wgpu-untuned"))]
     {
-        // Fails only if the pool already exists, which it cannot before the command runs.
+        // An error leaves the pool unbuilt (a thread would not start); the kernels then build rayon's
+        // default pool on first use, as they would without this.
         let _ = rayon::ThreadPoolBuilder::new()
             .stack_size(8 << 20)
             .build_global();
