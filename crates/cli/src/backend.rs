@@ -42,11 +42,11 @@ pub const DEFAULT_CONV: qcs_score_net::ConvAlgorithm = qcs_score_net::ConvAlgori
 
 /// The file that keeps autotune results and the device's measured throughput between runs (cubecl's
 /// environment store: `target/environment/` inside a cargo workspace, otherwise the user cache directory).
-/// `None` on the CPU backends, which tune nothing.
+/// `None` on the CPU backends and the untuned wgpu build, which tune nothing.
 pub fn tuning_cache() -> Option<std::path::PathBuf> {
-    #[cfg(feature = "wgpu-untuned")]
+    #[cfg(feature = "wgpu")]
     return Some(burn::cubecl::environment::path());
-    #[cfg(not(feature = "wgpu-untuned"))]
+    #[cfg(not(feature = "wgpu"))]
     None
 }
 

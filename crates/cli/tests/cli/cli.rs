@@ -22,10 +22,10 @@ fn info_names_the_compiled_backend() {
         "backend: flex"
     };
     assert!(text.lines().any(|l| l == expected), "{text}");
-    // wgpu keeps its autotune results on disk (cubecl's environment database, under the workspace's
-    // target/ where the tests run); the CPU backends tune nothing.
+    // The tuned wgpu build keeps its autotune results on disk (cubecl's environment database, under the
+    // workspace's target/ where the tests run); the untuned one and the CPU backends tune nothing.
     let cache = text.lines().find_map(|l| l.strip_prefix("tuning cache: "));
-    if cfg!(feature = "wgpu-untuned") {
+    if cfg!(feature = "wgpu") {
         let cache = std::path::Path::new(cache.expect("info names the tuning cache"));
         assert!(
             cache.is_absolute() && cache.extension().is_some_and(|e| e == "db"),
