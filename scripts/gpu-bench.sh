@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The GPU checks of one device lease, from the project's root on a Linux host with an NVIDIA driver and no
+# Rust toolchain (docs/BENCHMARKS.md). Prepared here beforehand:
+#   ../shared/tools/gpu-prep.sh wgpu                 # .gl/ (Vulkan loader packages) and .gpu/qcs.xz
+#   cargo build --release -p qcs-cli --no-default-features --features wgpu,burn/vulkan \
+#     && xz -T2 -6 -c target/release/qcs > .gpu/qcs-spirv.xz     # optional: burn's SPIR-V kernels
+#   a checkout of github.com/mengxiangming/QCS-SGM at 5d1fd79 in .ref/ (for `bench`), the yardstick
+#   checkpoint in .yard/ and scripts/get-data.sh's data/mnist (for `mnist`); all git-ignored.
+# usage: scripts/gpu-bench.sh bench|mnist OUTDIR
+#   bench: the reference (scripts/reference-bench.py) and `qcs bench` one after the other on the same GPU:
+#          every 28×28 case in f32, ngf 128 at batch 100 in f16, the 64×64 cases, and the SPIR-V build's
+#          ngf-128 cases where .gpu/qcs-spirv.xz exists. About 8 minutes at most (each part has a timeout,
+#          and every finished row is kept).
+#   mnist: the 232 × 5 QCS-SGM cell (1 bit, M = 200, σ = 0.05, seed 0) on the first 100 MNIST test digits with
+#          the shipped prior and with the yardstick, batch 100: RESULTS.md has it on 20 digits only.
+set -o pipefail
+mode=${1:?bench or mnist}; out=${2:?output folder}
+mkdir -p "$out"
+t0=$(date +%s)
+at() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
+for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
+export VK_DRIVER_FILES=${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
+[ -x /tmp/qcs ] || { xz -dc .gpu/qcs.xz > /tmp/qcs && chmod +x /tmp/qcs; } || exit 1
+case $mode in
+bench)
+  { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv; /tmp/qcs info; } \
+    > "$out/machine.txt" 2>&1
+  at reference
+  (cd .ref && PYTHONUNBUFFERED=1 timeout 100 python3 ../scripts/reference-bench.py --out "$out/reference.json" \
+    2>&1 | tee "$out/reference.txt")
+  at "qcs, 28×28"
+  timeout 200 /tmp/qcs bench --size 28 --train-batch 0 --out "$out/qcs-wgsl.json" 2>&1 | tee "$out/qcs-wgsl.txt"
+  if [ -f .gpu/qcs-spirv.xz ]; then
+    xz -dc .gpu/qcs-spirv.xz > /tmp/qcs-spirv && chmod +x /tmp/qcs-spirv
+    at "qcs, SPIR-V"
+    { timeout 75 /tmp/qcs-spirv bench --ngf 128 --batch 100,1 --size 28 --train-batch 0 --precision f16 \
+        --out /tmp/spirv-f16.json
+      timeout 35 /tmp/qcs-spirv bench --ngf 128 --batch 100 --size 28 --train-batch 0 --out /tmp/spirv-f32.json
+    } 2>&1 | tee "$out/qcs-spirv.txt"
+  fi
+  at "qcs, f16 and 64×64"
+  { timeout 45 /tmp/qcs bench --ngf 128 --batch 100 --size 28 --train-batch 0 --precision f16 --out /tmp/f16.json
+    timeout 60 /tmp/qcs bench --ngf 128 --batch 1,100 --size 64 --train-batch 0 --steps 5 --repeats 3 \
+      --out /tmp/w64.json
+  } 2>&1 | tee "$out/qcs-wgsl-more.txt"
+  ;;
+mnist)
+  for pair in shipped:assets/models/mnist.safetensors yardstick:.yard/ref_ncsnv2_mnist_ngf64_ema_fp16.safetensors; do
+    name=${pair%%:*}; model=${pair#*:}
+    at "$name"
+    timeout 130 /tmp/qcs eval --config configs/mnist.toml --model "$model" \
+      --images data/mnist/t10k-images-idx3-ubyte.gz --count 100 --batch 100 --out "/tmp/eval-$name" \
+      --schedules 232x5 --bits 1 --measurements 200 --methods qcs-sgm --matrices gaussian --noise-std 0.05 \
+      2>&1 | tail -5
+    for f in images.csv results.md run.json; do cp "/tmp/eval-$name/$f" "$out/$name-$f" 2>/dev/null; done
+  done
+  ;;
+*) echo "unknown mode $mode (bench or mnist)" >&2; exit 2 ;;
+esac
+at done
