@@ -15,7 +15,8 @@
 #          the shipped prior and with the yardstick, batch 100: RESULTS.md has it on 20 digits only.
 set -o pipefail
 mode=${1:?bench or mnist}; out=${2:?output folder}
-mkdir -p "$out"
+case $mode in bench|mnist) ;; *) echo "unknown mode $mode (bench or mnist)" >&2; exit 2 ;; esac
+mkdir -p "$out" && out=$(cd "$out" && pwd) || exit 1   # absolute: the reference runs inside .ref/
 t0=$(date +%s)
 at() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
@@ -56,6 +57,5 @@ mnist)
     for f in images.csv results.md run.json; do cp "/tmp/eval-$name/$f" "$out/$name-$f" 2>/dev/null; done
   done
   ;;
-*) echo "unknown mode $mode (bench or mnist)" >&2; exit 2 ;;
 esac
 at done
