@@ -234,6 +234,7 @@ fn measure(
         final_denoise: false,
         chains: 1,
         seed: 0,
+        first_image: 0,
     };
     let run_ms = time_ms(device, args.warmup, args.repeats, || {
         let posterior = sample_posterior(

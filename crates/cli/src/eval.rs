@@ -113,10 +113,21 @@ struct Fingerprint {
     ep_iterations: Option<usize>,
     #[serde(default)]
     ep_damping: Option<f64>,
+    /// How the sampler's start and noise are keyed: per image since 2026-12-04 (`PER_IMAGE`); run files
+    /// written before say nothing, and their runs drew them per batch.
+    #[serde(default = "per_batch")]
+    noise_streams: String,
 }
+
+/// The noise streams of this qcs: one per image and chain, the same whatever the batch.
+const PER_IMAGE: &str = "per-image";
 
 fn f32_name() -> String {
     Precision::F32.name().to_string()
+}
+
+fn per_batch() -> String {
+    "per-batch".to_string()
 }
 
 fn fnv1a(bytes: &[u8]) -> String {
@@ -155,6 +166,7 @@ impl Fingerprint {
             step_control: sampler.step_control,
             ep_iterations: sampler.ep_iterations,
             ep_damping: sampler.ep_damping,
+            noise_streams: PER_IMAGE.to_string(),
         })
     }
 
@@ -179,6 +191,10 @@ impl Fingerprint {
                     "--ep-iterations",
                 ),
                 (earlier.ep_damping != self.ep_damping, "--ep-damping"),
+                (
+                    earlier.noise_streams != self.noise_streams,
+                    "the sampler's noise streams (per batch before 2026-12-04, per image since)",
+                ),
             ]
             .into_iter()
             .filter_map(|(differs, name)| differs.then_some(name))

@@ -65,6 +65,7 @@ pub fn langevin_config(s: &SamplerSection, total: usize) -> Result<LangevinConfi
         final_denoise: s.final_denoise,
         chains: s.chains,
         seed: s.seed,
+        first_image: 0,
     };
     config.validate().context("sampler settings")?;
     Ok(config)
@@ -215,7 +216,7 @@ pub fn reconstruct_all(
         let sub = slice_set(set, start, end);
         let obs = Observation::from_set(&sub, device);
         let config = LangevinConfig {
-            seed: base.seed.wrapping_add(k as u64),
+            first_image: start as u64,
             ..base
         };
         let done = (k * steps) as u64;

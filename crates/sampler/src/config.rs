@@ -119,8 +119,12 @@ pub struct LangevinConfig {
     /// Independent chains per image (≥ 1; default 1). With more than one, the posterior mean and per-pixel
     /// spread are estimated over them.
     pub chains: usize,
-    /// Seed of the host generator that draws the start and every step's noise (default 0).
+    /// Seed of the host generators that draw the start and every step's noise (default 0).
     pub seed: u64,
+    /// The index, in the whole run, of the first image of this call (default 0). Image i of the call draws
+    /// its start and noise from the streams of image `first_image + i`, so a run split into batches draws
+    /// for every image what one call over all of them would.
+    pub first_image: u64,
 }
 
 impl Default for LangevinConfig {
@@ -134,6 +138,7 @@ impl Default for LangevinConfig {
             final_denoise: false,
             chains: 1,
             seed: 0,
+            first_image: 0,
         }
     }
 }

@@ -50,10 +50,11 @@ pub struct Posterior {
 /// dynamics, conditioned on `likelihood` (or unconditionally when it is `None`).
 ///
 /// All B·chains states go through the prior in one call per step; the chains of one image are consecutive,
-/// matching [`Observation::repeat_rows`]. The start and the noise come from a host ChaCha8 generator seeded
-/// with `config.seed` and are uploaded each step, so a seed gives bit-identical results on a given backend and
-/// the same random numbers on every backend. Nothing is read back inside the loop; `progress` receives host
-/// integers only.
+/// matching [`Observation::repeat_rows`]. The start and the noise come from host ChaCha8 generators, one
+/// stream per chain keyed by `config.seed`, the image's index `config.first_image + i` and the chain's, and
+/// are uploaded each step: a seed gives bit-identical results on a given backend, the same random numbers on
+/// every backend, and each image the same numbers whichever batch it runs in. Nothing is read back inside the
+/// loop; `progress` receives host integers only.
 pub fn sample_posterior(
     prior: &dyn PriorScore,
     likelihood: Option<Conditioning<'_>>,
@@ -79,8 +80,14 @@ pub fn sample_posterior(
         .map(|((s, a, _), y)| (s, a, y));
 
     let [c, h, w] = shape.dims();
-    let batch = images * config.chains;
-    let mut noise = HostNoise::new(config.seed, [batch, c, h, w], &prior.device());
+    let mut noise = HostNoise::new(
+        config.seed,
+        config.first_image,
+        images,
+        config.chains,
+        [c, h, w],
+        &prior.device(),
+    )?;
     let mut x = noise.uniform();
     let last = sigmas.len() - 1;
     let total = visited.len() * config.steps_per_level;

@@ -272,6 +272,58 @@ fn resume_refuses_rows_of_another_precision_step_rule_or_ep() {
         assert!(stderr(&other).contains(names), "{}", stderr(&other));
         assert_eq!(csv_lines(&out).len(), rows);
     }
+    // A run written before the noise streams were per image (its run.json does not name them) is not
+    // resumed either: its rows drew other noise.
+    let path = out.join("run.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(json["noise_streams"], "per-image");
+    json.as_object_mut().unwrap().remove("noise_streams");
+    std::fs::write(&path, json.to_string()).unwrap();
+    let older = eval_with(&config, &out, "qcs-sgm", &["--resume"]);
+    assert!(!older.status.success(), "rows of per-batch noise mixed in");
+    assert!(
+        stderr(&older).contains("noise streams"),
+        "{}",
+        stderr(&older)
+    );
+    assert_eq!(csv_lines(&out).len(), rows);
+}
+
+#[test]
+#[cfg_attr(
+    feature = "wgpu-untuned",
+    ignore = "backend-independent seeding; the sampler's tests run it on wgpu"
+)]
+fn an_image_reconstructs_the_same_whatever_its_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(tmp.path());
+    let psnr_by_image = |batch: &str| {
+        let out = tmp.path().join(format!("batch-{batch}"));
+        let run = eval_with(&config, &out, "qcs-sgm", &["--batch", batch]);
+        assert!(run.status.success(), "{}", stderr(&run));
+        let mut rows: Vec<(String, f64)> = image_rows(&out)
+            .into_iter()
+            .map(|r| (r[..9].join(","), r[9].parse().unwrap()))
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
+    };
+    let together = psnr_by_image("2");
+    let apart = psnr_by_image("1");
+    assert_eq!(together.len(), 2 * 2 * 2, "2 bit depths × 2 M × 2 images");
+    for (a, b) in together.iter().zip(&apart) {
+        assert_eq!(a.0, b.0);
+        assert!(
+            (a.1 - b.1).abs() < 1e-3,
+            "{}: {} in a batch of 2, {} alone",
+            a.0,
+            a.1,
+            b.1
+        );
+    }
+    // The two images of a cell differ, so equal rows are not a constant.
+    assert!((together[0].1 - together[1].1).abs() > 1e-3, "{together:?}");
 }
 
 #[test]

@@ -68,6 +68,7 @@ fn posterior_mean(device: &Device) -> Vec<f64> {
         final_denoise: true,
         chains: 2,
         seed: 4,
+        first_image: 0,
     };
     let posterior = sample_posterior(
         &net,

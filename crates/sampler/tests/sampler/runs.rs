@@ -152,3 +152,62 @@ fn mismatched_measurements_and_shapes_are_rejected() {
     let rejected = sample_posterior(&prior, None, &too_many_levels, 1, shape(), &mut |_| {});
     assert!(matches!(rejected, Err(SamplerError::InvalidConfig(_))));
 }
+
+/// Runs image `which` of the two measured images alone (`first_image` = its index), or both at once.
+fn run_images(device: &Device, config: &LangevinConfig, which: Option<usize>) -> Vec<f64> {
+    let (a, _) = measurements(device);
+    let y = [0.1, -0.2, 0.3, 0.0, 0.4, -0.1];
+    let (rows, images, first) = match which {
+        Some(i) => (&y[i * M..(i + 1) * M], 1, i as u64),
+        None => (&y[..], 2, 0),
+    };
+    let obs = linear_observation(rows, images, M, 0.05, device);
+    let config = LangevinConfig {
+        first_image: first,
+        ..*config
+    };
+    let posterior = sample_posterior(
+        &prior(device),
+        Some((&QcsSgmScore::default(), &a, &obs)),
+        &config,
+        images,
+        shape(),
+        &mut |_| {},
+    )
+    .unwrap();
+    host(posterior.samples)
+}
+
+fn assert_close(a: &[f64], b: &[f64], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() < 1e-5, "{what}: {x} against {y}");
+    }
+}
+
+#[test]
+fn an_image_draws_the_same_noise_whatever_its_batch_and_chain_count() {
+    for (name, device) in devices() {
+        // A fixed likelihood weight: each image's drift depends on its own row only.
+        let fixed = LangevinConfig {
+            weight: LikelihoodWeight::Fixed(0.5),
+            ..config(9)
+        };
+        let both = run_images(&device, &fixed, None);
+        let (first, second) = both.split_at(both.len() / 2);
+        assert_close(first, &run_images(&device, &fixed, Some(0)), name);
+        assert_close(second, &run_images(&device, &fixed, Some(1)), name);
+        // The chains of one image differ, and chain 0 of three is the one chain of a one-chain run.
+        let per_chain = first.len() / 3;
+        assert!(
+            first[..per_chain] != first[per_chain..2 * per_chain],
+            "{name}"
+        );
+        let one_chain = LangevinConfig { chains: 1, ..fixed };
+        assert_close(
+            &first[..per_chain],
+            &run_images(&device, &one_chain, Some(0)),
+            name,
+        );
+    }
+}

@@ -160,6 +160,7 @@ fn run(setting: Setting, prior: &dyn PriorScore, device: &Device) -> Option<(usi
         final_denoise: true,
         chains: 1,
         seed: 11,
+        first_image: 0,
     };
     let posterior = sample_posterior(
         prior,
