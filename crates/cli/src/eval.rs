@@ -117,6 +117,10 @@ struct Fingerprint {
     /// written before say nothing, and their runs drew them per batch.
     #[serde(default = "per_batch")]
     noise_streams: String,
+    /// Images per batch where QCS-SGM+ runs (none where it does not): its step weight is a norm over the
+    /// batch, so its rows depend on which images share one.
+    #[serde(default)]
+    plus_batch: Option<usize>,
 }
 
 /// The noise streams of this qcs: one per image and chain, the same whatever the batch.
@@ -144,9 +148,9 @@ impl Fingerprint {
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             Ok((path.display().to_string(), fnv1a(&bytes)))
         };
-        let needs_prior = crate::sweep::methods(&args.methods, config)?
-            .iter()
-            .any(|m| m.uses_prior());
+        let methods = crate::sweep::methods(&args.methods, config)?;
+        let needs_prior = methods.iter().any(|m| m.uses_prior());
+        let runs_plus = methods.contains(&Method::QcsSgmPlus);
         let sampler = args.sampler.apply(&config.sampler);
         let model_path = args
             .model
@@ -167,6 +171,7 @@ impl Fingerprint {
             ep_iterations: sampler.ep_iterations,
             ep_damping: sampler.ep_damping,
             noise_streams: PER_IMAGE.to_string(),
+            plus_batch: runs_plus.then_some(sampler.batch),
         })
     }
 
@@ -194,6 +199,10 @@ impl Fingerprint {
                 (
                     earlier.noise_streams != self.noise_streams,
                     "the sampler's noise streams (per batch before 2026-12-04, per image since)",
+                ),
+                (
+                    earlier.plus_batch != self.plus_batch,
+                    "--batch (QCS-SGM+ weighs its steps by norms over the batch)",
                 ),
             ]
             .into_iter()

@@ -293,6 +293,30 @@ fn resume_refuses_rows_of_another_precision_step_rule_or_ep() {
 #[test]
 #[cfg_attr(
     feature = "wgpu-untuned",
+    ignore = "backend-independent run.json bookkeeping, in the CPU passes"
+)]
+fn resume_takes_another_batch_except_for_qcs_sgm_plus() {
+    // QCS-SGM's rows do not depend on the batch: a finished run resumes with another one (and runs nothing).
+    let (_tmp, config, out) = first_run("qcs-sgm");
+    let before = std::fs::read(out.join("results.csv")).unwrap();
+    let resumed = eval_with(&config, &out, "qcs-sgm", &["--resume", "--batch", "1"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_eq!(std::fs::read(out.join("results.csv")).unwrap(), before);
+    // QCS-SGM+ weighs each step by norms over the batch: its rows are not mixed across batch sizes.
+    let (_tmp, config, out) = first_run("qcs-sgm-plus");
+    let rows = csv_lines(&out).len();
+    let other = eval_with(&config, &out, "qcs-sgm-plus", &["--resume", "--batch", "1"]);
+    assert!(
+        !other.status.success(),
+        "QCS-SGM+ rows of another batch mixed in"
+    );
+    assert!(stderr(&other).contains("--batch"), "{}", stderr(&other));
+    assert_eq!(csv_lines(&out).len(), rows);
+}
+
+#[test]
+#[cfg_attr(
+    feature = "wgpu-untuned",
     ignore = "backend-independent seeding; the sampler's tests run it on wgpu"
 )]
 fn an_image_reconstructs_the_same_whatever_its_batch() {
