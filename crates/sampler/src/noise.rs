@@ -17,10 +17,10 @@ use crate::error::{Result, SamplerError};
 const CHAIN_BITS: u32 = 24;
 
 /// The most chains one image may have, so that its streams stay apart from the next image's.
-pub(crate) const MAX_CHAINS: usize = 1 << CHAIN_BITS;
+const MAX_CHAINS: usize = 1 << CHAIN_BITS;
 
 /// The most images one run may index, so that stream numbers fit in 64 bits.
-pub(crate) const MAX_IMAGES: u64 = 1 << (64 - CHAIN_BITS);
+const MAX_IMAGES: u64 = 1 << (64 - CHAIN_BITS);
 
 /// Seeded streams of start states and Langevin noise of one fixed shape [B·chains, C, H, W], one stream per
 /// row (the chains of one image are consecutive rows).

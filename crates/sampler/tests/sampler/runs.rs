@@ -13,6 +13,9 @@ use qcs_sensing::ImageShape;
 
 const M: usize = 3;
 
+/// The two images' linear measurements, M each.
+const Y: [f64; 2 * M] = [0.1, -0.2, 0.3, 0.0, 0.4, -0.1];
+
 fn shape() -> ImageShape {
     ImageShape::new(1, 2, 2).unwrap()
 }
@@ -26,10 +29,9 @@ fn measurements(device: &Device) -> (DenseOperator, Observation) {
     let a: Vec<f64> = (0..M * 4)
         .map(|k| ((k * 7 % 5) as f64 - 2.0) / 3.0)
         .collect();
-    let y = [0.1, -0.2, 0.3, 0.0, 0.4, -0.1];
     (
         operator(&a, M, [1, 2, 2], device),
-        linear_observation(&y, 2, M, 0.05, device),
+        linear_observation(&Y, 2, M, 0.05, device),
     )
 }
 
@@ -156,10 +158,9 @@ fn mismatched_measurements_and_shapes_are_rejected() {
 /// Runs image `which` of the two measured images alone (`first_image` = its index), or both at once.
 fn run_images(device: &Device, config: &LangevinConfig, which: Option<usize>) -> Vec<f64> {
     let (a, _) = measurements(device);
-    let y = [0.1, -0.2, 0.3, 0.0, 0.4, -0.1];
     let (rows, images, first) = match which {
-        Some(i) => (&y[i * M..(i + 1) * M], 1, i as u64),
-        None => (&y[..], 2, 0),
+        Some(i) => (&Y[i * M..(i + 1) * M], 1, i as u64),
+        None => (&Y[..], 2, 0),
     };
     let obs = linear_observation(rows, images, M, 0.05, device);
     let config = LangevinConfig {
@@ -179,10 +180,8 @@ fn run_images(device: &Device, config: &LangevinConfig, which: Option<usize>) ->
 }
 
 fn assert_close(a: &[f64], b: &[f64], what: &str) {
-    assert_eq!(a.len(), b.len(), "{what}");
-    for (x, y) in a.iter().zip(b) {
-        assert!((x - y).abs() < 1e-5, "{what}: {x} against {y}");
-    }
+    let diff = qcs_testkit::max_abs_diff(a, b);
+    assert!(diff < 1e-5, "{what}: max |Δ| = {diff}");
 }
 
 #[test]
