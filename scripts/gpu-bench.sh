@@ -7,10 +7,10 @@
 #   a checkout of github.com/mengxiangming/QCS-SGM at 5d1fd79 in .ref/ (for `bench`), the yardstick
 #   checkpoint in .yard/ and scripts/get-data.sh's data/mnist (for `mnist`); all git-ignored.
 # usage: scripts/gpu-bench.sh bench|mnist OUTDIR
-#   bench: the reference (scripts/reference-bench.py) and `qcs bench` one after the other on the same GPU:
-#          every 28×28 case in f32, ngf 128 at batch 100 in f16, the 64×64 cases, and the SPIR-V build's
-#          ngf-128 cases where .gpu/qcs-spirv.xz exists. About 8 minutes at most (each part has a timeout,
-#          and every finished row is kept).
+#   bench: the reference (scripts/reference-bench.py: Langevin steps and training steps) and `qcs bench` one
+#          after the other on the same GPU: ngf 128 on 28×28 at batch 1, 10 and 100 in f32, batch 100 in f16,
+#          and the SPIR-V build's ngf-128 batch-100 cases where .gpu/qcs-spirv.xz exists. About 6 minutes at most (each
+#          part has a timeout, and every finished row is kept): a lease is 15 minutes, the mnist mode included.
 #   mnist: the 232 × 5 QCS-SGM cell (1 bit, M = 200, σ = 0.05, seed 0) on the first 100 MNIST test digits with
 #          the shipped prior and with the yardstick, batch 100: RESULTS.md has it on 20 digits only.
 set -o pipefail
@@ -28,23 +28,23 @@ bench)
   { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv; /tmp/qcs info; } \
     > "$out/machine.txt" 2>&1
   at reference
-  (cd .ref && PYTHONUNBUFFERED=1 timeout 100 python3 ../scripts/reference-bench.py --out "$out/reference.json" \
+  (cd .ref && PYTHONUNBUFFERED=1 timeout 100 python3 ../scripts/reference-bench.py --kinds langevin,train \
+    --out "$out/reference.json" \
     2>&1 | tee "$out/reference.txt")
   at "qcs, 28×28"
-  timeout 200 /tmp/qcs bench --size 28 --train-batch 0 --out "$out/qcs-wgsl.json" 2>&1 | tee "$out/qcs-wgsl.txt"
+  timeout 100 /tmp/qcs bench --ngf 128 --size 28 --train-batch 0 --out "$out/qcs-wgsl.json" 2>&1 \
+    | tee "$out/qcs-wgsl.txt"
+  at "qcs, f16"
+  timeout 40 /tmp/qcs bench --ngf 128 --batch 100 --size 28 --train-batch 0 --precision f16 --out /tmp/f16.json \
+    2>&1 | tee "$out/qcs-wgsl-f16.txt"
   if [ -f .gpu/qcs-spirv.xz ]; then
     xz -dc .gpu/qcs-spirv.xz > /tmp/qcs-spirv && chmod +x /tmp/qcs-spirv
     at "qcs, SPIR-V"
-    { timeout 75 /tmp/qcs-spirv bench --ngf 128 --batch 100,1 --size 28 --train-batch 0 --precision f16 \
+    { timeout 100 /tmp/qcs-spirv bench --ngf 128 --batch 100 --size 28 --train-batch 0 --out /tmp/spirv-f32.json
+      timeout 50 /tmp/qcs-spirv bench --ngf 128 --batch 100 --size 28 --train-batch 0 --precision f16 \
         --out /tmp/spirv-f16.json
-      timeout 35 /tmp/qcs-spirv bench --ngf 128 --batch 100 --size 28 --train-batch 0 --out /tmp/spirv-f32.json
     } 2>&1 | tee "$out/qcs-spirv.txt"
   fi
-  at "qcs, f16 and 64×64"
-  { timeout 45 /tmp/qcs bench --ngf 128 --batch 100 --size 28 --train-batch 0 --precision f16 --out /tmp/f16.json
-    timeout 60 /tmp/qcs bench --ngf 128 --batch 1,100 --size 64 --train-batch 0 --steps 5 --repeats 3 \
-      --out /tmp/w64.json
-  } 2>&1 | tee "$out/qcs-wgsl-more.txt"
   ;;
 mnist)
   for pair in shipped:assets/models/mnist.safetensors yardstick:.yard/ref_ncsnv2_mnist_ngf64_ema_fp16.safetensors; do
