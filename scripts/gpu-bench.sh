@@ -6,16 +6,25 @@
 #     && xz -T2 -6 -c target/release/qcs > .gpu/qcs-spirv.xz     # optional: burn's SPIR-V kernels
 #   a checkout of github.com/mengxiangming/QCS-SGM at 5d1fd79 in .ref/ (for `bench`), the yardstick
 #   checkpoint in .yard/ and scripts/get-data.sh's data/mnist (for `mnist`); all git-ignored.
-# usage: scripts/gpu-bench.sh bench|mnist OUTDIR
+# usage: scripts/gpu-bench.sh bench|mnist|tables OUTDIR
 #   bench: the reference (scripts/reference-bench.py: Langevin steps and training steps) and `qcs bench` one
 #          after the other on the same GPU: ngf 128 on 28×28 at batch 1, 10 and 100 in f32, batch 100 in f16,
 #          and the SPIR-V build's ngf-128 batch-100 cases where .gpu/qcs-spirv.xz exists. About 6 minutes at most (each
 #          part has a timeout, and every finished row is kept): a lease is 15 minutes, the mnist mode included.
 #   mnist: the 232 × 5 QCS-SGM cell (1 bit, M = 200, σ = 0.05, seed 0) on the first 100 MNIST test digits with
-#          the shipped prior and with the yardstick, batch 100: RESULTS.md has it on 20 digits only.
+#          the shipped prior and with the yardstick, batch 100 (ran on 2026-12-04: docs/results/mnist-100-2026-12-04/).
+#   tables: scripts/results.sh's grid (docs/RESULTS.md) on the first 100 test images of each dataset, batch 100,
+#          JOBS runs at a time (default 4: at these sizes one run leaves the GPU idle between launches), the
+#          yardstick's row beside the MNIST prior's where .yard/ holds it. Needs data/fashion-mnist's test images
+#          too. It stops after TABLES_S seconds (default 480) and writes every finished cell, with those of
+#          earlier leases, to OUTDIR/results.tar.gz; carry that file back as .gpu/results.tar.gz and the next
+#          lease resumes at the first unfinished cell (`qcs eval --resume`). Here, once it is complete:
+#          mkdir -p out/results && tar -xzf .gpu/results.tar.gz -C out/results && scripts/results.sh out/results
+#          (every cell is found finished; the script then writes docs/RESULTS.md). SCHEDULE=116x3 makes the
+#          grid about three times cheaper (the header of RESULTS.md then says so).
 set -o pipefail
 mode=${1:?bench or mnist}; out=${2:?output folder}
-case $mode in bench|mnist) ;; *) echo "unknown mode $mode (bench or mnist)" >&2; exit 2 ;; esac
+case $mode in bench|mnist|tables) ;; *) echo "unknown mode $mode (bench, mnist or tables)" >&2; exit 2 ;; esac
 mkdir -p "$out" && out=$(cd "$out" && pwd) || exit 1   # absolute: the reference runs inside .ref/
 t0=$(date +%s)
 at() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
@@ -56,6 +65,17 @@ mnist)
       2>&1 | tail -5
     for f in images.csv results.md run.json; do cp "/tmp/eval-$name/$f" "$out/$name-$f" 2>/dev/null; done
   done
+  ;;
+tables)
+  root=/tmp/qcs-results
+  mkdir -p "$root"
+  if [ -f .gpu/results.tar.gz ]; then tar -xzf .gpu/results.tar.gz -C "$root" || exit 1; fi
+  ref=.yard/ref_ncsnv2_mnist_ngf64_ema_fp16.safetensors
+  at "results grid, until ${TABLES_S:-480} s"
+  QCS=/tmp/qcs COUNT=${COUNT:-100} BATCH=${BATCH:-100} JOBS=${JOBS:-4} REF_MODEL=$([ -f $ref ] && echo $ref) \
+    timeout "${TABLES_S:-480}" scripts/results.sh "$root" 2>&1 | tail -60
+  at "packing"
+  tar -czf "$out/results.tar.gz" -C "$root" . && ls -la "$out/results.tar.gz"
   ;;
 esac
 at done
