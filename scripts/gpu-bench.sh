@@ -6,7 +6,7 @@
 #     && xz -T2 -6 -c target/release/qcs > .gpu/qcs-spirv.xz     # optional: burn's SPIR-V kernels
 #   a checkout of github.com/mengxiangming/QCS-SGM at 5d1fd79 in .ref/ (for `bench`), the yardstick
 #   checkpoint in .yard/ and scripts/get-data.sh's data/mnist (for `mnist`); all git-ignored.
-# usage: scripts/gpu-bench.sh bench|mnist|tables OUTDIR
+# usage: scripts/gpu-bench.sh bench|mnist|tables|profile OUTDIR
 #   bench: the reference (scripts/reference-bench.py: Langevin steps and training steps) and `qcs bench` one
 #          after the other on the same GPU: ngf 128 on 28×28 at batch 1, 10 and 100 in f32, batch 100 in f16,
 #          and the SPIR-V build's ngf-128 batch-100 cases where .gpu/qcs-spirv.xz exists. About 6 minutes at most (each
@@ -22,9 +22,14 @@
 #          mkdir -p out/results && tar -xzf .gpu/results.tar.gz -C out/results && scripts/results.sh out/results
 #          (every cell is found finished; the script then writes docs/RESULTS.md). SCHEDULE=116x3 makes the
 #          grid about three times cheaper (the header of RESULTS.md then says so).
+#   profile: GPU time per kernel family (cubecl's profiling logger, scripts/kernel-profile.py) of one training
+#          step (ngf 32, batch 128: 20× the reference's time on the H200) and of Langevin steps at ngf 128,
+#          batch 1 and 100; the summaries as OUTDIR/*.md, the logs gzipped. About 4 minutes.
 set -o pipefail
 mode=${1:?bench or mnist}; out=${2:?output folder}
-case $mode in bench|mnist|tables) ;; *) echo "unknown mode $mode (bench, mnist or tables)" >&2; exit 2 ;; esac
+case $mode in bench|mnist|tables|profile) ;;
+  *) echo "unknown mode $mode (bench, mnist, tables or profile)" >&2; exit 2 ;;
+esac
 mkdir -p "$out" && out=$(cd "$out" && pwd) || exit 1   # absolute: the reference runs inside .ref/
 t0=$(date +%s)
 at() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
@@ -76,6 +81,23 @@ tables)
     timeout "${TABLES_S:-480}" scripts/results.sh "$root" 2>&1 | tail -60
   at "packing"
   tar -czf "$out/results.tar.gz" -C "$root" . && ls -la "$out/results.tar.gz"
+  ;;
+profile)
+  # profiled NAME TIMEOUT BENCH-ARGS...: one `qcs bench` run in its own folder, whose cubecl.toml turns the
+  # profiling logger on; its summary (the last section: the last timed run) and its gzipped log go to OUTDIR.
+  profiled() {
+    local name=$1 limit=$2 dir=/tmp/qcs-profile/$1
+    shift 2
+    mkdir -p "$dir"
+    printf '[profiling.logger]\nlevel = "basic"\nfile = "%s/kernels.log"\n' "$dir" > "$dir/cubecl.toml"
+    at "profile $name"
+    (cd "$dir" && timeout "$limit" /tmp/qcs bench --size 28 --repeats 1 --warmup 1 --steps 1 \
+      --out "$dir/bench.json" "$@" 2>&1 | tail -8)
+    python3 scripts/kernel-profile.py "$dir/kernels.log" > "$out/profile-$name.md" 2>&1
+    gzip -c "$dir/kernels.log" > "$out/profile-$name.log.gz"
+  }
+  profiled train 150 --ngf 32 --batch 1 --train-batch 128
+  profiled sample 90 --ngf 128 --batch 1,100 --train-batch 0
   ;;
 esac
 at done
