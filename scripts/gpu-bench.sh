@@ -23,8 +23,8 @@
 #          (every cell is found finished; the script then writes docs/RESULTS.md). SCHEDULE=116x3 makes the
 #          grid about three times cheaper (the header of RESULTS.md then says so).
 #   profile: GPU time per kernel family (cubecl's profiling logger, scripts/kernel-profile.py) of one training
-#          step (ngf 32, batch 128: 20× the reference's time on the H200) and of Langevin steps at ngf 128,
-#          batch 1 and 100; the summaries as OUTDIR/*.md, the logs gzipped. About 4 minutes.
+#          step (ngf 32, batch 128: 20× the reference's time on the H200) and of one Langevin step at ngf 128,
+#          batch 1 and batch 100 (a run each); the summaries as OUTDIR/*.md, the logs gzipped. About 5 minutes.
 set -o pipefail
 mode=${1:?bench or mnist}; out=${2:?output folder}
 case $mode in bench|mnist|tables|profile) ;;
@@ -72,32 +72,45 @@ mnist)
   done
   ;;
 tables)
+  for ds in mnist fashion-mnist; do
+    [ -f "data/$ds/t10k-images-idx3-ubyte.gz" ] || { echo "missing data/$ds/t10k-images-idx3-ubyte.gz" >&2; exit 1; }
+  done
   root=/tmp/qcs-results
-  mkdir -p "$root"
+  rm -rf "$root" && mkdir -p "$root" || exit 1   # a warm machine's earlier copy must not outdate the archive's
   if [ -f .gpu/results.tar.gz ]; then tar -xzf .gpu/results.tar.gz -C "$root" || exit 1; fi
   ref=.yard/ref_ncsnv2_mnist_ngf64_ema_fp16.safetensors
   at "results grid, until ${TABLES_S:-480} s"
+  # timeout signals results.sh's whole process group, its background evals too (-k: and kills what lingers)
   QCS=/tmp/qcs COUNT=${COUNT:-100} BATCH=${BATCH:-100} JOBS=${JOBS:-4} REF_MODEL=$([ -f $ref ] && echo $ref) \
-    timeout "${TABLES_S:-480}" scripts/results.sh "$root" 2>&1 | tail -60
+    timeout -k 10 "${TABLES_S:-480}" scripts/results.sh "$root" 2>&1 | tail -60
+  for _ in $(seq 30); do pgrep -f "^/tmp/qcs eval" >/dev/null || break; sleep 1; done
   at "packing"
   tar -czf "$out/results.tar.gz" -C "$root" . && ls -la "$out/results.tar.gz"
   ;;
 profile)
   # profiled NAME TIMEOUT BENCH-ARGS...: one `qcs bench` run in its own folder, whose cubecl.toml turns the
-  # profiling logger on; its summary (the last section: the last timed run) and its gzipped log go to OUTDIR.
+  # profiling logger on; its summary (the last synchronised section: the last timed run, if the run finished,
+  # which the summary's first line says) and its gzipped log go to OUTDIR.
   profiled() {
-    local name=$1 limit=$2 dir=/tmp/qcs-profile/$1
+    local name=$1 limit=$2 dir=/tmp/qcs-profile/$1 status
     shift 2
     mkdir -p "$dir"
     printf '[profiling.logger]\nlevel = "basic"\nfile = "%s/kernels.log"\n' "$dir" > "$dir/cubecl.toml"
     at "profile $name"
     (cd "$dir" && timeout "$limit" /tmp/qcs bench --size 28 --repeats 1 --warmup 1 --steps 1 \
-      --out "$dir/bench.json" "$@" 2>&1 | tail -8)
-    python3 scripts/kernel-profile.py "$dir/kernels.log" > "$out/profile-$name.md" 2>&1
+      --out "$dir/bench.json" "$@" > "$dir/bench.txt" 2>&1)
+    status=$?
+    tail -8 "$dir/bench.txt"
+    { if [ "$status" = 0 ]; then echo "qcs bench $* finished: the last section is its last timed run."
+      else echo "qcs bench $* did NOT finish (status $status): the last section is not a timed run."; fi
+      echo
+      python3 scripts/kernel-profile.py "$dir/kernels.log" 2>&1
+    } > "$out/profile-$name.md"
     gzip -c "$dir/kernels.log" > "$out/profile-$name.log.gz"
   }
   profiled train 150 --ngf 32 --batch 1 --train-batch 128
-  profiled sample 90 --ngf 128 --batch 1,100 --train-batch 0
+  profiled sample-b1 60 --ngf 128 --batch 1 --train-batch 0
+  profiled sample-b100 75 --ngf 128 --batch 100 --train-batch 0
   ;;
 esac
 at done

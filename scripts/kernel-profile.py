@@ -7,8 +7,9 @@ closing with a `| Total ...` row at every device synchronisation. `qcs bench` sy
 read, so each timed run is one section of the log.
 
 usage: scripts/kernel-profile.py LOG [--section N] [--top K]
-  Lists the sections (launches and GPU time each), then the kernel families of section N (default: the last,
-  which for `qcs bench --repeats 1` is the last timed run) by GPU time: time, share, launches.
+  Lists the sections (launches and GPU time each), then the kernel families of section N (default: the last
+  one that a synchronisation closed, which for `qcs bench --repeats 1` is the last timed run) by GPU time: time,
+  share, launches. Launches the logger could not time are counted with no time.
 """
 import argparse
 import collections
@@ -17,6 +18,8 @@ import sys
 
 UNITS = {"ns": 1e-6, "µs": 1e-3, "us": 1e-3, "ms": 1.0, "s": 1e3}
 LAUNCH = re.compile(r"^\|\s*([0-9.]+)\s*(ns|µs|us|ms|s)\s*\|\s*(.+?)\s*$")
+# A launch the logger could not time: counted, with no time.
+UNTIMED = re.compile(r"^\|\s*not measured\s*\|\s*(.+?)\s*$")
 
 
 def family(name):
@@ -29,21 +32,22 @@ def family(name):
 
 
 def sections(lines):
-    """Launches `(ms, family)` per section, a section ending at each summary table's `| Total` row."""
-    out, current, in_table = [], [], False
+    """Launches `(ms, family)` per section, a section ending at each summary table's `| Total` row, and the
+    launches after the last one (no synchronisation closed them: not a finished timed run)."""
+    closed, current = [], []
     for line in lines:
         if line.startswith("| Total"):
-            out.append(current)
-            current, in_table = [], False
+            closed.append(current)
+            current = []
             continue
         m = LAUNCH.match(line)
         if m:
             current.append((float(m.group(1)) * UNITS[m.group(2)], family(m.group(3))))
-        elif line.startswith("|") and not in_table and "|" in line[1:]:
-            in_table = True  # a summary table's rows: not launches
-    if current:
-        out.append(current)
-    return out
+            continue
+        m = UNTIMED.match(line)
+        if m:
+            current.append((0.0, family(m.group(1))))
+    return closed, current
 
 
 def main():
@@ -53,13 +57,17 @@ def main():
     ap.add_argument("--top", type=int, default=25, help="families listed")
     args = ap.parse_args()
     with open(args.log, encoding="utf-8", errors="replace") as f:
-        secs = sections(f.read().splitlines())
+        secs, trailing = sections(f.read().splitlines())
     if not secs:
-        sys.exit(f"{args.log}: no kernel launches found (was the profiling level `basic` or finer?)")
+        sys.exit(f"{args.log}: no synchronised section found (was the profiling level `basic` or finer, "
+                 "and did the run reach its first timed run?)")
     print("| section | launches | GPU ms |")
     print("|--:|--:|--:|")
     for i, s in enumerate(secs):
         print(f"| {i} | {len(s)} | {sum(t for t, _ in s):.2f} |")
+    if trailing:
+        print(f"| after the last synchronisation (not summarized) | {len(trailing)} | "
+              f"{sum(t for t, _ in trailing):.2f} |")
     try:
         chosen = secs[args.section]
     except IndexError:
