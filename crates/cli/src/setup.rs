@@ -71,7 +71,7 @@ pub fn load_model(
             .with_precision(FloatDType::F16)
             .context("--precision")?,
     };
-    Ok((model, net_config))
+    Ok((model.with_inference_layout(), net_config))
 }
 
 /// The config's measurement settings with the flags applied.

@@ -7,10 +7,10 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
 
 use crate::blocks::conv;
+use crate::blocks::conv3x3;
 use crate::blocks::norm::{InstanceNorm2dPlus, InstanceNorm2dPlusConfig};
 use crate::blocks::refine::{RefineBlock, RefineBlockConfig};
 use crate::blocks::residual::{ResidualBlock, ResidualBlockConfig};
-use crate::blocks::{conv3x3, elu};
 use crate::error::ScoreNetError;
 
 /// Configuration of an [`NcsnV2`] network. The defaults are the reference MNIST settings.
@@ -333,6 +333,30 @@ impl NcsnV2 {
         Ok(net)
     }
 
+    /// The network with every convolution weight stored channels-last in memory (its logical
+    /// shape unchanged), the layout burn's direct convolution reads on the GPU backends, so that
+    /// a forward pass no longer copies each weight into it (one launch per convolution; a third of
+    /// those left at batch 1 after the fused kernels, docs/BENCHMARKS.md). For sampling: training
+    /// keeps the layout the optimizer made. The identity on the CPU backends and in builds without
+    /// the `cube` feature.
+    pub fn with_inference_layout(self) -> Self {
+        #[cfg(feature = "cube")]
+        {
+            struct ChannelsLast;
+            impl ModuleMapper for ChannelsLast {
+                fn map_float<const D: usize>(
+                    &mut self,
+                    param: Param<Tensor<D>>,
+                ) -> Param<Tensor<D>> {
+                    param.map(crate::blocks::cube::channels_last)
+                }
+            }
+            self.map(&mut ChannelsLast)
+        }
+        #[cfg(not(feature = "cube"))]
+        self
+    }
+
     /// The float type the network computes in: that of its weights.
     pub fn float_dtype(&self) -> DType {
         self.begin_conv.weight.val().dtype()
@@ -363,7 +387,7 @@ impl NcsnV2 {
             refined = Some(block.forward(paths, size));
         }
         let out = refined.expect("an NCSNv2 has refine blocks");
-        conv::apply(&self.end_conv, elu(self.normalizer.forward(out)))
+        conv::apply(&self.end_conv, self.normalizer.forward_elu(out))
     }
 
     /// The residual stages from the input down: `res1, res2, res3, [res31], res4, [res5]`.
@@ -413,6 +437,7 @@ fn spatial(x: &Tensor<4>) -> [usize; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blocks::elu;
     use burn::tensor::{Distribution, Tolerance};
 
     fn tiny(channels: usize, image_size: usize) -> NcsnV2Config {

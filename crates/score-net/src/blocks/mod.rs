@@ -4,11 +4,14 @@ mod activation;
 pub mod conv;
 pub mod conv_mean_pool;
 pub mod crp;
+#[cfg(feature = "cube")]
+pub(crate) mod cube;
 pub mod msf;
 pub mod norm;
 pub mod rcu;
 pub mod refine;
 pub mod residual;
 
+#[cfg(test)]
 pub(crate) use activation::elu;
 pub(crate) use conv::conv3x3;

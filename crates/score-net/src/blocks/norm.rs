@@ -56,14 +56,46 @@ impl InstanceNorm2dPlus {
     /// where the network's input 2x − 1 reaches ±300) and the result cast back.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match x.dtype() {
-            DType::F32 => self.normalize(x),
+            DType::F32 => {
+                let (centered, scale, shift) = self.statistics(x);
+                centered * scale + shift
+            }
             dtype => self
-                .normalize(x.cast(FloatDType::F32))
+                .forward(x.cast(FloatDType::F32))
                 .cast(FloatDType::from(dtype)),
         }
     }
 
-    fn normalize(&self, x: Tensor<4>) -> Tensor<4> {
+    /// `elu(self.forward(x))`, what every InstanceNorm++ of NCSNv2 feeds; in a `cube` build a GPU
+    /// tensor outside autodiff takes three fused kernels instead of some 27 tensor operations
+    /// (`blocks::cube`).
+    pub fn forward_elu(&self, x: Tensor<4>) -> Tensor<4> {
+        match x.dtype() {
+            DType::F32 => {
+                #[cfg(feature = "cube")]
+                let x = {
+                    let f32_val = |p: &Param<Tensor<1>>| p.val().cast(FloatDType::F32);
+                    let (alpha, gamma, beta) = (
+                        f32_val(&self.alpha),
+                        f32_val(&self.gamma),
+                        f32_val(&self.beta),
+                    );
+                    match super::cube::instance_norm_elu(x, alpha, gamma, beta, self.epsilon) {
+                        Ok(y) => return y,
+                        Err(x) => x,
+                    }
+                };
+                super::activation::elu_ops(self.forward(x))
+            }
+            dtype => self
+                .forward_elu(x.cast(FloatDType::F32))
+                .cast(FloatDType::from(dtype)),
+        }
+    }
+
+    /// The centred input `x − μ` and the per-channel `[B, C, 1, 1]` scale and shift with which
+    /// the output is `(x − μ)·scale + shift`.
+    fn statistics(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [batch, channels, height, width] = x.dims();
         let spatial_mean = x
             .clone()
@@ -87,7 +119,7 @@ impl InstanceNorm2dPlus {
         let gamma = per_channel(&self.gamma);
         let scale = gamma.clone() / spatial_var.add_scalar(self.epsilon).sqrt();
         let shift = relative_mean * per_channel(&self.alpha) * gamma + per_channel(&self.beta);
-        centered * scale + shift
+        (centered, scale, shift)
     }
 }
 

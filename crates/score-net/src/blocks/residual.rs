@@ -5,7 +5,6 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::{Device, Tensor};
 
-use super::activation::elu;
 use super::conv::conv3x3;
 use super::conv_mean_pool::{ConvMeanPool, ConvMeanPoolConfig};
 use super::norm::{InstanceNorm2dPlus, InstanceNorm2dPlusConfig};
@@ -100,8 +99,8 @@ impl ResidualBlockConfig {
 impl ResidualBlock {
     /// Maps `[B, C_in, H, W]` to `[B, C_out, H', W']` (`H' = H/2` for undilated `down` blocks).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = super::conv::apply(&self.conv1, elu(self.normalize1.forward(x.clone())));
-        let h = self.conv2.forward(elu(self.normalize2.forward(h)));
+        let h = super::conv::apply(&self.conv1, self.normalize1.forward_elu(x.clone()));
+        let h = self.conv2.forward(self.normalize2.forward_elu(h));
         let skip = match &self.shortcut {
             Some(shortcut) => shortcut.forward(x),
             None => x,

@@ -33,7 +33,10 @@ pub use qcs_testkit::rel_l2 as relative_error;
 pub fn parity(stem: &str, config: NcsnV2Config, device: &Device) -> f64 {
     let weights = fixture(&format!("{stem}_weights.safetensors"));
     let io = fixture(&format!("{stem}_io.safetensors"));
-    let net = load_safetensors(&config, &weights, device).expect("fixture weights load");
+    // As the sampler runs it: convolution weights channels-last on the GPU backends.
+    let net = load_safetensors(&config, &weights, device)
+        .expect("fixture weights load")
+        .with_inference_layout();
 
     let sigmas = floats(net.sigmas().into_data());
     assert_eq!(relative_error(&sigmas, &floats(read(&io, "sigmas"))), 0.0);

@@ -1,0 +1,556 @@
+//! Hand-fused CubeCL kernels for the sampler's forward pass on the GPU backends (`cube` feature).
+//!
+//! burn's kernel fusion stays off on wgpu (it computes wrong numbers in burn 0.22.1:
+//! docs/BENCHMARKS.md), so every tensor operation is a kernel launch of its own, and at small
+//! batches a Langevin step costs its launches, not its arithmetic. The kernels here take the
+//! largest groups of launches of an NCSNv2 forward:
+//!
+//! - [`elu`]: the ELU, five launches as tensor operations (`activation::elu_ops`), one here;
+//! - [`instance_norm_elu`]: InstanceNorm++ followed by the ELU, some 27 launches as tensor
+//!   operations (`norm::InstanceNorm2dPlus`), three here: the plane statistics, the per-channel
+//!   factors, and the affine map with the ELU.
+//!
+//! They run only on a tensor of the Cube backend that autodiff does not track (sampling, not
+//! training: these kernels have no backward pass) and whose elements fill their buffer (any
+//! order of the dimensions: a convolution's channels-last output qualifies). Anything else comes
+//! back untouched as `Err`, and the caller takes the tensor-operation path.
+//!
+//! The elementwise kernels walk the input's buffer linearly and write an output of the same
+//! layout, in place when the input's buffer is not shared.
+
+// `Err` hands the caller's own tensor back (the kernel does not apply), not an error; a tensor is
+// some 640 bytes, and boxing it would allocate on every fallback.
+#![allow(clippy::result_large_err)]
+
+use burn::backend::cubecl::dtype_to_storage_type;
+use burn::backend::{BackendTensor, DispatchAutodiffContext, DispatchTensor, DispatchTensorKind};
+use burn::tensor::{DType, Tensor};
+use burn_cubecl::ops::numeric::empty_device_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::calculate_cube_count_elemwise;
+use cubecl::prelude::{CubeCount, CubeDim};
+
+use kernels::{
+    affine_elu_kernel, channel_factors_kernel, elu_kernel, plane_stats_kernel, STATS_UNITS,
+};
+
+mod kernels {
+    use cubecl::prelude::*;
+
+    /// ELU with α = 1 on one element: `max(x, eˣ⁻ − 1)` with `x⁻ = min(x, 0)`, which is `x` for
+    /// `x > 0` (where `e⁰ − 1 = 0 < x`) and `eˣ − 1` for `x ≤ 0` (where `eˣ − 1 ≥ x`).
+    #[cube]
+    fn elu_one<F: Float>(x: F) -> F {
+        F::max(x, F::exp(F::min(x, F::new(0.0))) - F::new(1.0))
+    }
+
+    #[cube(launch_unchecked)]
+    pub(super) fn elu_kernel<F: Float>(
+        input: &Tensor<F>,
+        output: &mut Tensor<F>,
+        #[define(F)] _dtype: ElemType,
+    ) {
+        if ABSOLUTE_POS >= output.len() {
+            terminate!();
+        }
+        output[ABSOLUTE_POS] = elu_one::<F>(input[ABSOLUTE_POS]);
+    }
+
+    /// Units per cube of the two reduction kernels: a cube sums one plane (or one batch
+    /// element's channels) in `STATS_UNITS` strided partial sums and a tree in shared memory.
+    pub(super) const STATS_UNITS: usize = 64;
+
+    /// Per plane `p = b·C + c` of `x` (one cube each): the spatial mean `μ` and biased variance
+    /// `s²` over its `H·W` values, in two passes (the mean, then the squared deviations from it).
+    /// `x` may have any dense layout: its element `(b, c, h, w)` is at `b·sb + c·sc + h·sh + w·sw`.
+    #[cube(launch_unchecked)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn plane_stats_kernel<F: Float>(
+        input: &Tensor<F>,
+        mean: &mut Tensor<F>,
+        var: &mut Tensor<F>,
+        channels: usize,
+        height: usize,
+        width: usize,
+        stride_b: usize,
+        stride_c: usize,
+        stride_h: usize,
+        stride_w: usize,
+        #[define(F)] _dtype: ElemType,
+    ) {
+        let p = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
+        if p >= mean.len() {
+            terminate!();
+        }
+        let u = UNIT_POS_X as usize;
+        let base = (p / channels) * stride_b + (p % channels) * stride_c;
+        let count = height * width;
+        let mut partial = Shared::new_slice(STATS_UNITS);
+
+        let mut sum = F::new(0.0);
+        let mut k = u;
+        while k < count {
+            sum += input[base + (k / width) * stride_h + (k % width) * stride_w];
+            k += STATS_UNITS;
+        }
+        partial[u] = sum;
+        sync_cube();
+        let mut half = CUBE_DIM as usize / 2;
+        while half > 0 {
+            if u < half {
+                let mine = partial[u];
+                let other = partial[u + half];
+                partial[u] = mine + other;
+            }
+            sync_cube();
+            half /= 2usize;
+        }
+        let mu = partial[0] / F::cast_from(count);
+        sync_cube();
+
+        let mut squares = F::new(0.0);
+        let mut k = u;
+        while k < count {
+            let d = input[base + (k / width) * stride_h + (k % width) * stride_w] - mu;
+            squares += d * d;
+            k += STATS_UNITS;
+        }
+        partial[u] = squares;
+        sync_cube();
+        let mut half = CUBE_DIM as usize / 2;
+        while half > 0 {
+            if u < half {
+                let mine = partial[u];
+                let other = partial[u + half];
+                partial[u] = mine + other;
+            }
+            sync_cube();
+            half /= 2usize;
+        }
+        if u == 0 {
+            mean[p] = mu;
+            var[p] = partial[0] / F::cast_from(count);
+        }
+    }
+
+    /// Per batch element `b` (one cube each), InstanceNorm++'s per-channel factors from the plane
+    /// statistics: with `m`, `v` the mean and unbiased variance of the `μ_c` across channels,
+    /// `scale_c = γ_c/√(s²_c + ε)` and `shift_c = α_c·γ_c·(μ_c − m)/√(v + ε) + β_c`.
+    #[cube(launch_unchecked)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn channel_factors_kernel<F: Float>(
+        mean: &Tensor<F>,
+        var: &Tensor<F>,
+        alpha: &Tensor<F>,
+        gamma: &Tensor<F>,
+        beta: &Tensor<F>,
+        scale: &mut Tensor<F>,
+        shift: &mut Tensor<F>,
+        channels: usize,
+        epsilon: f32,
+        #[define(F)] _dtype: ElemType,
+    ) {
+        let b = CUBE_POS_X as usize;
+        let u = UNIT_POS_X as usize;
+        let base = b * channels;
+        let mut partial = Shared::new_slice(STATS_UNITS);
+
+        let mut sum = F::new(0.0);
+        let mut c = u;
+        while c < channels {
+            sum += mean[base + c];
+            c += STATS_UNITS;
+        }
+        partial[u] = sum;
+        sync_cube();
+        let mut half = CUBE_DIM as usize / 2;
+        while half > 0 {
+            if u < half {
+                let mine = partial[u];
+                let other = partial[u + half];
+                partial[u] = mine + other;
+            }
+            sync_cube();
+            half /= 2usize;
+        }
+        let m = partial[0] / F::cast_from(channels);
+        sync_cube();
+
+        let mut squares = F::new(0.0);
+        let mut c = u;
+        while c < channels {
+            let d = mean[base + c] - m;
+            squares += d * d;
+            c += STATS_UNITS;
+        }
+        partial[u] = squares;
+        sync_cube();
+        let mut half = CUBE_DIM as usize / 2;
+        while half > 0 {
+            if u < half {
+                let mine = partial[u];
+                let other = partial[u + half];
+                partial[u] = mine + other;
+            }
+            sync_cube();
+            half /= 2usize;
+        }
+        let epsilon = F::cast_from(epsilon);
+        let spread = F::sqrt(partial[0] / F::cast_from(channels - 1) + epsilon);
+
+        let mut c = u;
+        while c < channels {
+            let g = gamma[c];
+            scale[base + c] = g / F::sqrt(var[base + c] + epsilon);
+            shift[base + c] = alpha[c] * g * ((mean[base + c] - m) / spread) + beta[c];
+            c += STATS_UNITS;
+        }
+    }
+
+    /// `out = elu((x − μ[b, c])·scale[b, c] + shift[b, c])` elementwise over the buffer, element
+    /// `i` at batch `(i / stride_b) % batch` and channel `(i / stride_c) % channels`; `μ`,
+    /// `scale` and `shift` are contiguous `[batch, channels]`.
+    #[cube(launch_unchecked)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn affine_elu_kernel<F: Float>(
+        input: &Tensor<F>,
+        mean: &Tensor<F>,
+        scale: &Tensor<F>,
+        shift: &Tensor<F>,
+        output: &mut Tensor<F>,
+        stride_b: usize,
+        batch: usize,
+        stride_c: usize,
+        channels: usize,
+        #[define(F)] _dtype: ElemType,
+    ) {
+        let i = ABSOLUTE_POS;
+        if i >= output.len() {
+            terminate!();
+        }
+        let b = (i / stride_b) % batch;
+        let c = (i / stride_c) % channels;
+        let p = b * channels + c;
+        output[i] = elu_one::<F>((input[i] - mean[p]) * scale[p] + shift[p]);
+    }
+}
+
+/// The tensor's Cube primitive when autodiff does not track it; the tensor back otherwise.
+fn cube_primitive<const D: usize>(x: Tensor<D>) -> Result<CubeTensor, Tensor<D>> {
+    let DispatchTensor { kind, autodiff } = x.into_dispatch();
+    match (kind, autodiff) {
+        (DispatchTensorKind::Cube(BackendTensor::Float(t)), DispatchAutodiffContext::Disabled) => {
+            Ok(t)
+        }
+        (kind, autodiff) => Err(Tensor::from_dispatch(DispatchTensor { kind, autodiff })),
+    }
+}
+
+fn from_cube<const D: usize>(t: CubeTensor) -> Tensor<D> {
+    Tensor::from_dispatch(DispatchTensor {
+        kind: DispatchTensorKind::Cube(BackendTensor::Float(t)),
+        autodiff: DispatchAutodiffContext::Disabled,
+    })
+}
+
+/// Whether the kernels can walk `t` linearly: a plain float tensor whose elements fill its
+/// buffer exactly once (contiguous in some order of its dimensions).
+fn walkable(t: &CubeTensor) -> bool {
+    matches!(t.dtype, DType::F32 | DType::F16 | DType::BF16)
+        && t.qparams.is_none()
+        && !t.meta.is_tiled()
+        && t.is_nonoverlapping()
+        && t.is_contiguous_buffer()
+}
+
+/// An output for `t`: `t` itself when its buffer is not shared, else a new buffer of its layout.
+fn output_like(t: &CubeTensor) -> (CubeTensor, bool) {
+    if t.can_mut() {
+        return (t.clone(), true);
+    }
+    let handle = t.client.empty(t.handle.size() as usize);
+    let out = CubeTensor::new(
+        t.client.clone(),
+        handle,
+        (*t.meta).clone(),
+        t.device.clone(),
+        t.dtype,
+    );
+    (out, false)
+}
+
+fn launch_dims(t: &CubeTensor) -> (CubeCount, CubeDim) {
+    let units = t.meta.num_elements();
+    let cube_dim = CubeDim::new(&t.client, units);
+    (
+        calculate_cube_count_elemwise(&t.client, units, cube_dim),
+        cube_dim,
+    )
+}
+
+/// A 4-D GPU tensor `[O, I, Kh, Kw]` with the same values stored channels-last (`[O, Kh, Kw, I]`
+/// contiguous in memory); any other tensor unchanged.
+pub(crate) fn channels_last<const D: usize>(w: Tensor<D>) -> Tensor<D> {
+    if D != 4 {
+        return w;
+    }
+    let to_last: [usize; D] = std::array::from_fn(|i| [0, 2, 3, 1][i]);
+    let back: [usize; D] = std::array::from_fn(|i| [0, 3, 1, 2][i]);
+    match cube_primitive(w.permute(to_last)) {
+        Ok(t) if t.qparams.is_none() && !t.meta.is_tiled() => {
+            from_cube::<D>(burn_cubecl::kernel::into_contiguous(t)).permute(back)
+        }
+        Ok(t) => from_cube::<D>(t).permute(back),
+        Err(w) => w.permute(back),
+    }
+}
+
+/// ELU (α = 1) in one kernel; `Err(x)` where it does not apply (see the module docs).
+pub(crate) fn elu<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>, Tensor<D>> {
+    let t = cube_primitive(x)?;
+    if !walkable(&t) {
+        return Err(from_cube(t));
+    }
+    let (out, in_place) = output_like(&t);
+    let (count, dim) = launch_dims(&t);
+    let client = t.client.clone();
+    let dtype = dtype_to_storage_type(t.dtype);
+    // SAFETY: both buffers hold exactly `num_elements` values (`walkable`), and the kernel
+    // touches no position past the output's length.
+    unsafe {
+        let input = t.into_tensor_arg();
+        let output = if in_place {
+            out.as_tensor_alias(0)
+        } else {
+            out.clone().into_tensor_arg()
+        };
+        elu_kernel::launch_unchecked(&client, count, dim, input, output, dtype);
+    }
+    Ok(from_cube(out))
+}
+
+/// `elu(InstanceNorm++(x))` in three kernels (plane statistics, per-channel factors, the affine
+/// map and the ELU; the first two reduce in parallel, a cube of [`STATS_UNITS`] units per plane
+/// or batch element) for an f32 `x` of shape `[B, C, H, W]` and f32 parameters `α`, `γ`, `β` of
+/// shape `[C]`; `Err(x)` where it does not apply (see the module docs). The arithmetic is the
+/// tensor operations' (`norm::InstanceNorm2dPlus`): two-pass variances, the same order of terms.
+pub(crate) fn instance_norm_elu(
+    x: Tensor<4>,
+    alpha: Tensor<1>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> Result<Tensor<4>, Tensor<4>> {
+    let [batch, channels, height, width] = x.dims();
+    let t = cube_primitive(x)?;
+    let params = [alpha, gamma, beta].map(|p| match cube_primitive(p) {
+        Ok(p) if p.is_contiguous() && p.dtype == DType::F32 => Some(p),
+        _ => None,
+    });
+    let [Some(alpha), Some(gamma), Some(beta)] = params else {
+        return Err(from_cube(t));
+    };
+    if !walkable(&t) || t.dtype != DType::F32 || channels < 2 || batch > 65_535 {
+        return Err(from_cube(t));
+    }
+    let strides = t.meta.strides().clone();
+    let client = t.client.clone();
+    let dtype = dtype_to_storage_type(t.dtype);
+    let planes = batch * channels;
+    let per_plane = || {
+        empty_device_dtype(
+            client.clone(),
+            t.device.clone(),
+            [batch, channels].into(),
+            DType::F32,
+        )
+    };
+    let (mean, var, scale, shift) = (per_plane(), per_plane(), per_plane(), per_plane());
+    let (out, in_place) = output_like(&t);
+    let (count, dim) = launch_dims(&t);
+    // One cube per plane, on a 2-D grid (at most 65,535 cubes per dimension); one per batch
+    // element for the factors.
+    let stats_dim = CubeDim::new_1d(STATS_UNITS as u32);
+    let grid_x = planes.min(65_535);
+    let stats_count = CubeCount::Static(grid_x as u32, planes.div_ceil(grid_x) as u32, 1);
+    let factors_count = CubeCount::Static(batch as u32, 1, 1);
+    // SAFETY: `x`'s buffer holds exactly its `B·C·H·W` values (`walkable`), so every
+    // `b·sb + c·sc + h·sh + w·sw` is in it; the per-plane buffers are contiguous `[B, C]`, the
+    // parameters contiguous `[C]`; each kernel stops at its unit count.
+    unsafe {
+        plane_stats_kernel::launch_unchecked(
+            &client,
+            stats_count,
+            stats_dim,
+            t.clone().into_tensor_arg(),
+            mean.clone().into_tensor_arg(),
+            var.clone().into_tensor_arg(),
+            channels,
+            height,
+            width,
+            strides[0],
+            strides[1],
+            strides[2],
+            strides[3],
+            dtype,
+        );
+        channel_factors_kernel::launch_unchecked(
+            &client,
+            factors_count,
+            stats_dim,
+            mean.clone().into_tensor_arg(),
+            var.into_tensor_arg(),
+            alpha.into_tensor_arg(),
+            gamma.into_tensor_arg(),
+            beta.into_tensor_arg(),
+            scale.clone().into_tensor_arg(),
+            shift.clone().into_tensor_arg(),
+            channels,
+            epsilon as f32,
+            dtype,
+        );
+        let output = if in_place {
+            out.as_tensor_alias(0)
+        } else {
+            out.clone().into_tensor_arg()
+        };
+        affine_elu_kernel::launch_unchecked(
+            &client,
+            count,
+            dim,
+            t.into_tensor_arg(),
+            mean.into_tensor_arg(),
+            scale.into_tensor_arg(),
+            shift.into_tensor_arg(),
+            output,
+            strides[0],
+            batch,
+            strides[1],
+            channels,
+            dtype,
+        );
+    }
+    Ok(from_cube(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocks::activation::elu_ops;
+    use crate::blocks::norm::InstanceNorm2dPlusConfig;
+    use burn::module::Param;
+    use burn::tensor::{Device, Distribution, Tolerance};
+
+    fn cube_devices() -> Vec<Device> {
+        qcs_testkit::devices()
+            .into_iter()
+            .filter(|(name, _)| *name == "wgpu")
+            .map(|(_, device)| device)
+            .collect()
+    }
+
+    /// `[b, c, h, w]` values spanning both branches of the ELU, laid out channels-last (as a
+    /// convolution leaves them) when `channels_last`.
+    fn input(device: &Device, [b, c, h, w]: [usize; 4], channels_last: bool) -> Tensor<4> {
+        device.seed(7);
+        let normal = Distribution::Normal(0.2, 2.0);
+        if channels_last {
+            Tensor::<4>::random([b, h, w, c], normal, device).permute([0, 3, 1, 2])
+        } else {
+            Tensor::<4>::random([b, c, h, w], normal, device)
+        }
+    }
+
+    #[test]
+    fn fused_elu_matches_the_tensor_operations_in_place_and_not() {
+        for device in cube_devices() {
+            for channels_last in [false, true] {
+                let x = input(&device, [2, 3, 5, 4], channels_last);
+                let expected = elu_ops(x.clone()).into_data();
+                // `x` is shared here, so the kernel writes a new buffer of `x`'s layout ...
+                let shared = elu(x.clone()).unwrap_or_else(|_| panic!("the kernel must apply"));
+                shared
+                    .into_data()
+                    .assert_approx_eq::<f32>(&expected, Tolerance::absolute(1e-6));
+                // ... and here it is not, so the kernel writes in place.
+                let owned = elu(x).unwrap_or_else(|_| panic!("the kernel must apply"));
+                owned
+                    .into_data()
+                    .assert_approx_eq::<f32>(&expected, Tolerance::absolute(1e-6));
+            }
+        }
+    }
+
+    #[test]
+    fn fused_norm_and_elu_match_the_tensor_operations() {
+        for device in cube_devices() {
+            // Small planes, and planes and channel counts above the kernels' 64 units per cube.
+            for (dims, channels_last) in [
+                ([2, 3, 5, 4], false),
+                ([2, 3, 5, 4], true),
+                ([2, 70, 9, 10], false),
+                ([3, 130, 12, 11], true),
+            ] {
+                let channels = dims[1];
+                let mut norm = InstanceNorm2dPlusConfig::new(channels).init(&device);
+                norm.beta = Param::from_tensor(Tensor::random(
+                    [channels],
+                    Distribution::Normal(0.0, 1.0),
+                    &device,
+                ));
+                let x = input(&device, dims, channels_last);
+                let expected = elu_ops(norm.forward(x.clone())).into_data();
+                let fused = instance_norm_elu(
+                    x.clone(),
+                    norm.alpha.val(),
+                    norm.gamma.val(),
+                    norm.beta.val(),
+                    norm.epsilon,
+                )
+                .unwrap_or_else(|_| panic!("the kernels must apply"));
+                fused
+                    .into_data()
+                    .assert_approx_eq::<f32>(&expected, Tolerance::absolute(1e-5));
+                norm.forward_elu(x)
+                    .into_data()
+                    .assert_approx_eq::<f32>(&expected, Tolerance::absolute(1e-5));
+            }
+        }
+    }
+
+    #[test]
+    fn channels_last_weights_keep_the_network_function() {
+        use crate::NcsnV2Config;
+        use burn::tensor::Int;
+        for device in cube_devices() {
+            device.seed(11);
+            let net = NcsnV2Config::new()
+                .with_ngf(8)
+                .with_num_levels(4)
+                .init(&device)
+                .expect("a valid config");
+            let x = Tensor::<4>::random([2, 1, 28, 28], Distribution::Normal(0.5, 0.5), &device);
+            let levels = Tensor::<1, Int>::from_ints([0, 3], &device);
+            let expected = net.forward(x.clone(), levels.clone()).into_data();
+            let net = net.with_inference_layout();
+            let weight = cube_primitive(net.end_conv.weight.val())
+                .unwrap_or_else(|_| panic!("a Cube tensor"));
+            assert_eq!(weight.meta.strides()[1], 1, "channels-last: {weight:?}");
+            net.forward(x, levels)
+                .into_data()
+                .assert_approx_eq::<f32>(&expected, Tolerance::absolute(1e-5));
+        }
+    }
+
+    #[test]
+    fn kernels_leave_autodiff_and_cpu_tensors_to_the_tensor_operations() {
+        let mut devices = vec![Device::flex()];
+        devices.extend(cube_devices().into_iter().map(|d| d.autodiff()));
+        for device in devices {
+            let x = Tensor::<4>::ones([1, 2, 3, 3], &device);
+            let p = || Tensor::<1>::ones([2], &device);
+            assert!(elu(x.clone()).is_err());
+            assert!(instance_norm_elu(x, p(), p(), p(), 1e-5).is_err());
+        }
+    }
+}
