@@ -253,10 +253,11 @@ fn from_cube<const D: usize>(t: CubeTensor) -> Tensor<D> {
     })
 }
 
-/// Whether the kernels can walk `t` linearly: a plain float tensor whose elements fill its
-/// buffer exactly once (contiguous in some order of its dimensions).
+/// Whether the kernels can walk `t` linearly: a plain, non-empty float tensor whose elements fill
+/// its buffer exactly once (contiguous in some order of its dimensions).
 fn walkable(t: &CubeTensor) -> bool {
     matches!(t.dtype, DType::F32 | DType::F16 | DType::BF16)
+        && t.meta.num_elements() > 0
         && t.qparams.is_none()
         && !t.meta.is_tiled()
         && t.is_nonoverlapping()
