@@ -60,6 +60,28 @@ mod kernels {
     /// element's channels) in `STATS_UNITS` strided partial sums and a tree in shared memory.
     pub(super) const STATS_UNITS: usize = 64;
 
+    /// The sum of every unit's `value` in the cube, returned to all of them (each of the
+    /// `CUBE_DIM` units calls it): a tree over `partial`, which is free for reuse afterwards.
+    #[cube]
+    fn cube_sum<F: Float>(partial: &mut Shared<[F]>, value: F) -> F {
+        let u = UNIT_POS_X as usize;
+        partial[u] = value;
+        sync_cube();
+        let mut half = CUBE_DIM as usize / 2;
+        while half > 0 {
+            if u < half {
+                let mine = partial[u];
+                let other = partial[u + half];
+                partial[u] = mine + other;
+            }
+            sync_cube();
+            half /= 2usize;
+        }
+        let total = partial[0];
+        sync_cube();
+        total
+    }
+
     /// Per plane `p = b·C + c` of `x` (one cube each): the spatial mean `μ` and biased variance
     /// `s²` over its `H·W` values, in two passes (the mean, then the squared deviations from it).
     /// `x` may have any dense layout: its element `(b, c, h, w)` is at `b·sb + c·sc + h·sh + w·sw`.
@@ -93,20 +115,7 @@ mod kernels {
             sum += input[base + (k / width) * stride_h + (k % width) * stride_w];
             k += STATS_UNITS;
         }
-        partial[u] = sum;
-        sync_cube();
-        let mut half = CUBE_DIM as usize / 2;
-        while half > 0 {
-            if u < half {
-                let mine = partial[u];
-                let other = partial[u + half];
-                partial[u] = mine + other;
-            }
-            sync_cube();
-            half /= 2usize;
-        }
-        let mu = partial[0] / F::cast_from(count);
-        sync_cube();
+        let mu = cube_sum::<F>(&mut partial, sum) / F::cast_from(count);
 
         let mut squares = F::new(0.0);
         let mut k = u;
@@ -115,21 +124,10 @@ mod kernels {
             squares += d * d;
             k += STATS_UNITS;
         }
-        partial[u] = squares;
-        sync_cube();
-        let mut half = CUBE_DIM as usize / 2;
-        while half > 0 {
-            if u < half {
-                let mine = partial[u];
-                let other = partial[u + half];
-                partial[u] = mine + other;
-            }
-            sync_cube();
-            half /= 2usize;
-        }
+        let squares = cube_sum::<F>(&mut partial, squares);
         if u == 0 {
             mean[p] = mu;
-            var[p] = partial[0] / F::cast_from(count);
+            var[p] = squares / F::cast_from(count);
         }
     }
 
@@ -161,20 +159,7 @@ mod kernels {
             sum += mean[base + c];
             c += STATS_UNITS;
         }
-        partial[u] = sum;
-        sync_cube();
-        let mut half = CUBE_DIM as usize / 2;
-        while half > 0 {
-            if u < half {
-                let mine = partial[u];
-                let other = partial[u + half];
-                partial[u] = mine + other;
-            }
-            sync_cube();
-            half /= 2usize;
-        }
-        let m = partial[0] / F::cast_from(channels);
-        sync_cube();
+        let m = cube_sum::<F>(&mut partial, sum) / F::cast_from(channels);
 
         let mut squares = F::new(0.0);
         let mut c = u;
@@ -183,20 +168,9 @@ mod kernels {
             squares += d * d;
             c += STATS_UNITS;
         }
-        partial[u] = squares;
-        sync_cube();
-        let mut half = CUBE_DIM as usize / 2;
-        while half > 0 {
-            if u < half {
-                let mine = partial[u];
-                let other = partial[u + half];
-                partial[u] = mine + other;
-            }
-            sync_cube();
-            half /= 2usize;
-        }
+        let squares = cube_sum::<F>(&mut partial, squares);
         let epsilon = F::cast_from(epsilon);
-        let spread = F::sqrt(partial[0] / F::cast_from(channels - 1) + epsilon);
+        let spread = F::sqrt(squares / F::cast_from(channels - 1) + epsilon);
 
         let mut c = u;
         while c < channels {
