@@ -6,8 +6,8 @@
 //! largest groups of launches of an NCSNv2 forward:
 //!
 //! - [`elu`]: the ELU, five launches as tensor operations (`activation::elu_ops`), one here;
-//! - [`instance_norm_elu`]: InstanceNorm++ followed by the ELU, some 27 launches as tensor
-//!   operations (`norm::InstanceNorm2dPlus`), three here: the plane statistics, the per-channel
+//! - [`instance_norm_elu`]: InstanceNorm++ followed by the ELU, 28 launches as tensor
+//!   operations (`norm::InstanceNorm2dPlus`: 26 operations and two reshape copies), three here: the plane statistics, the per-channel
 //!   factors, and the affine map with the ELU.
 //!
 //! They run only on a tensor of the Cube backend that autodiff does not track (sampling, not
