@@ -5,6 +5,8 @@
 //! - [`EpScore`]: QCS-SGM+ expectation propagation (§4) for general (ill-conditioned, correlated) A, batched
 //!   over images, using the cached eigenpairs of A·Aᵀ.
 
+#[cfg(feature = "cube")]
+mod cube;
 pub mod ep;
 pub mod error;
 pub mod normal;

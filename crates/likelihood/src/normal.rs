@@ -115,7 +115,7 @@ pub struct BinRatios<const D: usize> {
 }
 
 /// (b − a)·max(|a|, |b|, 1) below which a bin counts as narrow (see [`BinRatios`]).
-const NARROW_BIN: f32 = 1e-3;
+pub(crate) const NARROW_BIN: f32 = 1e-3;
 
 /// Standard deviations into a tail beyond which the variance takes its asymptote (see [`BinRatios`]).
 const FAR_TAIL: f32 = 10.0;

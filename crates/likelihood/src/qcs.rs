@@ -71,6 +71,64 @@ pub fn one_sided_gradient(
     g.clone().neg().mask_where(upper_open, g)
 }
 
+/// [`one_sided_gradient`] of `z` = A·x with the pseudo-likelihood's standard deviations at `sigma_t`: in
+/// one fused kernel on a GPU backend outside autodiff (the `cube` feature), as tensor operations otherwise.
+fn one_sided_score(
+    operator: &dyn Operator,
+    observation: &Observation,
+    sigma_t: f32,
+    z: Tensor<2>,
+) -> Tensor<2> {
+    #[cfg(feature = "cube")]
+    let z = match crate::cube::one_sided_gradient(
+        z,
+        observation.lower.clone(),
+        observation.upper.clone(),
+        operator.row_norms_sq(),
+        sigma_t,
+        observation.noise_std,
+    ) {
+        Ok(g) => return g,
+        Err(z) => z,
+    };
+    let variance = pseudo_variances(operator, observation.noise_std, sigma_t);
+    one_sided_gradient(
+        z,
+        observation.lower.clone(),
+        observation.upper.clone(),
+        variance.sqrt(),
+    )
+}
+
+/// [`quantized_gradient`] of `z` = A·x with the pseudo-likelihood's standard deviations at `sigma_t`: in one
+/// fused kernel on a GPU backend outside autodiff (the `cube` feature), as tensor operations otherwise.
+fn bin_score(
+    operator: &dyn Operator,
+    observation: &Observation,
+    sigma_t: f32,
+    z: Tensor<2>,
+) -> Tensor<2> {
+    #[cfg(feature = "cube")]
+    let z = match crate::cube::quantized_gradient(
+        z,
+        observation.lower.clone(),
+        observation.upper.clone(),
+        operator.row_norms_sq(),
+        sigma_t,
+        observation.noise_std,
+    ) {
+        Ok(g) => return g,
+        Err(z) => z,
+    };
+    let variance = pseudo_variances(operator, observation.noise_std, sigma_t);
+    quantized_gradient(
+        z,
+        observation.lower.clone(),
+        observation.upper.clone(),
+        variance.sqrt(),
+    )
+}
+
 /// The reference code's clamped form of [`quantized_gradient`].
 fn quantized_gradient_reference(
     z: Tensor<2>,
@@ -106,29 +164,21 @@ impl LikelihoodScore for QcsSgmScore {
         let dims = x_t.dims();
         let x = flatten_checked(operator, observation, sigma_t, x_t)?;
         let z = operator.forward(x);
-        let variance = pseudo_variances(operator, observation.noise_std, sigma_t);
+        let variance = || pseudo_variances(operator, observation.noise_std, sigma_t);
         let g = match (observation.kind, self.numerics) {
-            (ObservationKind::Linear, _) => linear_gradient(z, observation.y.clone(), variance),
+            (ObservationKind::Linear, _) => linear_gradient(z, observation.y.clone(), variance()),
             (ObservationKind::Quantized, Numerics::Stable) if observation.one_sided => {
-                one_sided_gradient(
-                    z,
-                    observation.lower.clone(),
-                    observation.upper.clone(),
-                    variance.sqrt(),
-                )
+                one_sided_score(operator, observation, sigma_t, z)
             }
-            (ObservationKind::Quantized, Numerics::Stable) => quantized_gradient(
-                z,
-                observation.lower.clone(),
-                observation.upper.clone(),
-                variance.sqrt(),
-            ),
+            (ObservationKind::Quantized, Numerics::Stable) => {
+                bin_score(operator, observation, sigma_t, z)
+            }
             (ObservationKind::Quantized, Numerics::Reference | Numerics::Clamped) => {
                 quantized_gradient_reference(
                     z,
                     observation.lower.clone(),
                     observation.upper.clone(),
-                    variance.sqrt(),
+                    variance().sqrt(),
                 )
             }
         };

@@ -107,20 +107,28 @@ pub fn sample_posterior(
             alpha /= 1.0 + sigma * sigma * lambda * curvature.at(sigma);
         }
         for _ in 0..config.steps_per_level {
-            let drift = drift(
-                prior,
-                conditioning,
-                config.weight,
-                x.clone(),
-                level,
-                sigmas[level],
-            )?;
+            let (prior_score, likelihood_score) =
+                scores(prior, conditioning, x.clone(), level, sigmas[level])?;
             let xi = noise.normal();
-            let (drift, xi) = match &directions {
-                Some(p) => (p.drift(drift), p.noise(xi)),
-                None => (drift, xi),
+            let noise_scale = (2.0 * alpha).sqrt() as f32;
+            x = match (&directions, config.weight, likelihood_score) {
+                (None, LikelihoodWeight::Fixed(lambda), Some(g)) => update(
+                    x,
+                    prior_score,
+                    Some((g, lambda as f32)),
+                    xi,
+                    alpha as f32,
+                    noise_scale,
+                ),
+                (directions, weight, g) => {
+                    let drift = combine(prior_score, g, weight);
+                    let (drift, xi) = match directions {
+                        Some(p) => (p.drift(drift), p.noise(xi)),
+                        None => (drift, xi),
+                    };
+                    update(x, drift, None, xi, alpha as f32, noise_scale)
+                }
             };
-            x = x + drift * alpha as f32 + xi * (2.0 * alpha).sqrt() as f32;
             step += 1;
             progress(Progress { level, step, total });
         }
@@ -181,27 +189,62 @@ fn conditioning_for_chains(
     })
 }
 
-/// s(x, c) + λ_step·∇_x log p(y | x) at level c (σ_c = `sigma`), or s(x, c) alone without measurements.
-fn drift(
+/// s(x, c) and ∇_x log p(y | x) at level c (σ_c = `sigma`); the second `None` without measurements.
+fn scores(
     prior: &dyn PriorScore,
     conditioning: Option<Conditioning<'_>>,
-    weight: LikelihoodWeight,
     x: Tensor<4>,
     level: usize,
     sigma: f64,
-) -> Result<Tensor<4>> {
+) -> Result<(Tensor<4>, Option<Tensor<4>>)> {
     let prior_score = prior.score(x.clone(), level)?;
     let Some((likelihood, operator, observation)) = conditioning else {
-        return Ok(prior_score);
+        return Ok((prior_score, None));
     };
     let g = likelihood.score(operator, observation, sigma as f32, x)?;
-    Ok(match weight {
+    Ok((prior_score, Some(g)))
+}
+
+/// The drift s(x, c) + λ_step·∇_x log p(y | x), or s(x, c) alone without measurements.
+fn combine(
+    prior_score: Tensor<4>,
+    likelihood_score: Option<Tensor<4>>,
+    weight: LikelihoodWeight,
+) -> Tensor<4> {
+    let Some(g) = likelihood_score else {
+        return prior_score;
+    };
+    match weight {
         LikelihoodWeight::Fixed(lambda) => prior_score + g * lambda as f32,
         LikelihoodWeight::NormRatio(lambda) => {
             let ratio = norm_ratio(prior_score.clone(), g.clone());
             prior_score + g * ratio * lambda as f32
         }
-    })
+    }
+}
+
+/// The Langevin update x + α·(s + λ·g) + c·ξ (`likelihood` = `Some((g, λ))`), or x + α·s + c·ξ: one fused
+/// kernel on a GPU backend outside autodiff (the `cube` feature), tensor operations in the same order
+/// otherwise.
+fn update(
+    x: Tensor<4>,
+    prior_score: Tensor<4>,
+    likelihood: Option<(Tensor<4>, f32)>,
+    xi: Tensor<4>,
+    alpha: f32,
+    noise_scale: f32,
+) -> Tensor<4> {
+    #[cfg(feature = "cube")]
+    let (x, prior_score, likelihood, xi) =
+        match crate::cube::langevin_update(x, prior_score, likelihood, xi, alpha, noise_scale) {
+            Ok(next) => return next,
+            Err(inputs) => (inputs.x, inputs.prior, inputs.likelihood, inputs.noise),
+        };
+    let drift = match likelihood {
+        Some((g, lambda)) => prior_score + g * lambda,
+        None => prior_score,
+    };
+    x + drift * alpha + xi * noise_scale
 }
 
 /// ‖s‖_F/‖g‖_F over the whole batch as a [1, 1, 1, 1] device tensor (1 where g = 0), computed without reading

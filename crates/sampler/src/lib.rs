@@ -5,6 +5,8 @@
 //! runs annealed Langevin dynamics as configured by [`LangevinConfig`] and returns a [`Posterior`].
 
 pub mod config;
+#[cfg(feature = "cube")]
+mod cube;
 pub mod error;
 pub mod langevin;
 mod noise;

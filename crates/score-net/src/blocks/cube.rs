@@ -22,13 +22,12 @@
 // some 640 bytes, and boxing it would allocate on every fallback.
 #![allow(clippy::result_large_err)]
 
-use burn::backend::cubecl::dtype_to_storage_type;
-use burn::backend::{BackendTensor, DispatchAutodiffContext, DispatchTensor, DispatchTensorKind};
 use burn::tensor::{DType, Tensor};
-use burn_cubecl::ops::numeric::empty_device_dtype;
-use burn_cubecl::tensor::CubeTensor;
-use cubecl::calculate_cube_count_elemwise;
 use cubecl::prelude::{CubeCount, CubeDim};
+use qcs_cube::{
+    cube_primitive, element_type, empty_like, from_cube, into_contiguous, launch_dims, output_like,
+    walkable,
+};
 
 use kernels::{
     affine_elu_kernel, channel_factors_kernel, elu_kernel, plane_stats_kernel, STATS_UNITS,
@@ -209,60 +208,6 @@ mod kernels {
     }
 }
 
-/// The tensor's Cube primitive when autodiff does not track it; the tensor back otherwise.
-fn cube_primitive<const D: usize>(x: Tensor<D>) -> Result<CubeTensor, Tensor<D>> {
-    let DispatchTensor { kind, autodiff } = x.into_dispatch();
-    match (kind, autodiff) {
-        (DispatchTensorKind::Cube(BackendTensor::Float(t)), DispatchAutodiffContext::Disabled) => {
-            Ok(t)
-        }
-        (kind, autodiff) => Err(Tensor::from_dispatch(DispatchTensor { kind, autodiff })),
-    }
-}
-
-fn from_cube<const D: usize>(t: CubeTensor) -> Tensor<D> {
-    Tensor::from_dispatch(DispatchTensor {
-        kind: DispatchTensorKind::Cube(BackendTensor::Float(t)),
-        autodiff: DispatchAutodiffContext::Disabled,
-    })
-}
-
-/// Whether the kernels can walk `t` linearly: a plain, non-empty float tensor whose elements fill
-/// its buffer exactly once (contiguous in some order of its dimensions).
-fn walkable(t: &CubeTensor) -> bool {
-    matches!(t.dtype, DType::F32 | DType::F16 | DType::BF16)
-        && t.meta.num_elements() > 0
-        && t.qparams.is_none()
-        && !t.meta.is_tiled()
-        && t.is_nonoverlapping()
-        && t.is_contiguous_buffer()
-}
-
-/// An output for `t`: `t` itself when its buffer is not shared, else a new buffer of its layout.
-fn output_like(t: &CubeTensor) -> (CubeTensor, bool) {
-    if t.can_mut() {
-        return (t.clone(), true);
-    }
-    let handle = t.client.empty(t.handle.size() as usize);
-    let out = CubeTensor::new(
-        t.client.clone(),
-        handle,
-        (*t.meta).clone(),
-        t.device.clone(),
-        t.dtype,
-    );
-    (out, false)
-}
-
-fn launch_dims(t: &CubeTensor) -> (CubeCount, CubeDim) {
-    let units = t.meta.num_elements();
-    let cube_dim = CubeDim::new(&t.client, units);
-    (
-        calculate_cube_count_elemwise(&t.client, units, cube_dim),
-        cube_dim,
-    )
-}
-
 /// A 4-D GPU tensor `[O, I, Kh, Kw]` with the same values stored channels-last (`[O, Kh, Kw, I]`
 /// contiguous in memory); any other tensor unchanged.
 pub(crate) fn channels_last<const D: usize>(w: Tensor<D>) -> Tensor<D> {
@@ -273,7 +218,7 @@ pub(crate) fn channels_last<const D: usize>(w: Tensor<D>) -> Tensor<D> {
     let back: [usize; D] = std::array::from_fn(|i| [0, 3, 1, 2][i]);
     match cube_primitive(w.permute(to_last)) {
         Ok(t) if t.qparams.is_none() && !t.meta.is_tiled() => {
-            from_cube::<D>(burn_cubecl::kernel::into_contiguous(t)).permute(back)
+            from_cube::<D>(into_contiguous(t)).permute(back)
         }
         Ok(t) => from_cube::<D>(t).permute(back),
         Err(w) => w.permute(back),
@@ -289,7 +234,7 @@ pub(crate) fn elu<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>, Tensor<D>> 
     let (out, in_place) = output_like(&t);
     let (count, dim) = launch_dims(&t);
     let client = t.client.clone();
-    let dtype = dtype_to_storage_type(t.dtype);
+    let dtype = element_type(&t);
     // SAFETY: both buffers hold exactly `num_elements` values (`walkable`), and the kernel
     // touches no position past the output's length.
     unsafe {
@@ -330,16 +275,9 @@ pub(crate) fn instance_norm_elu(
     }
     let strides = t.meta.strides().clone();
     let client = t.client.clone();
-    let dtype = dtype_to_storage_type(t.dtype);
+    let dtype = element_type(&t);
     let planes = batch * channels;
-    let per_plane = || {
-        empty_device_dtype(
-            client.clone(),
-            t.device.clone(),
-            [batch, channels].into(),
-            DType::F32,
-        )
-    };
+    let per_plane = || empty_like(&t, &[batch, channels], DType::F32);
     let (mean, var, scale, shift) = (per_plane(), per_plane(), per_plane(), per_plane());
     let (out, in_place) = output_like(&t);
     let (count, dim) = launch_dims(&t);

@@ -1,0 +1,119 @@
+//! Plumbing between burn's tensors and the hand-fused CubeCL kernels of the qcs crates (their
+//! `cube` features): the network's ELU and InstanceNorm++ (`qcs-score-net`), the QCS-SGM
+//! likelihood score, 1-bit and Q-bit (`qcs-likelihood`), and the Langevin update (`qcs-sampler`).
+//! Without its own `cube` feature the crate is empty.
+//!
+//! burn's kernel fusion stays off on wgpu (it computes wrong numbers in burn 0.22.1:
+//! docs/BENCHMARKS.md), so every tensor operation is a kernel launch of its own, and at small
+//! batches a Langevin step costs its launches, not its arithmetic. A fused kernel runs only on
+//! tensors of the Cube backend that autodiff does not track (sampling, not training: the kernels
+//! have no backward pass); [`cube_primitive`] hands anything else back, and the caller takes the
+//! tensor-operation path.
+
+#![cfg(feature = "cube")]
+// `Err` hands the caller's own tensor back (the kernel does not apply), not an error; a tensor is
+// some 640 bytes, and boxing it would allocate on every fallback.
+#![allow(clippy::result_large_err)]
+
+use burn::backend::cubecl::dtype_to_storage_type;
+use burn::backend::{BackendTensor, DispatchAutodiffContext, DispatchTensor, DispatchTensorKind};
+use burn::tensor::{DType, Tensor};
+use burn_cubecl::ops::numeric::empty_device_dtype;
+pub use burn_cubecl::tensor::CubeTensor;
+use cubecl::calculate_cube_count_elemwise;
+use cubecl::ir::ElemType;
+use cubecl::prelude::{CubeCount, CubeDim};
+
+/// The tensor's Cube primitive when autodiff does not track it; the tensor back otherwise.
+pub fn cube_primitive<const D: usize>(x: Tensor<D>) -> Result<CubeTensor, Tensor<D>> {
+    let DispatchTensor { kind, autodiff } = x.into_dispatch();
+    match (kind, autodiff) {
+        (DispatchTensorKind::Cube(BackendTensor::Float(t)), DispatchAutodiffContext::Disabled) => {
+            Ok(t)
+        }
+        (kind, autodiff) => Err(Tensor::from_dispatch(DispatchTensor { kind, autodiff })),
+    }
+}
+
+/// The Cube primitives of several tensors when every one of them is one, all tensors back
+/// otherwise.
+pub fn cube_primitives<const D: usize, const K: usize>(
+    xs: [Tensor<D>; K],
+) -> Result<[CubeTensor; K], [Tensor<D>; K]> {
+    let results = xs.map(cube_primitive);
+    if results.iter().all(Result::is_ok) {
+        Ok(results.map(|r| r.unwrap_or_else(|_| unreachable!("checked above"))))
+    } else {
+        Err(results.map(|r| r.map_or_else(|t| t, from_cube)))
+    }
+}
+
+/// A tensor of the Cube backend, outside autodiff.
+pub fn from_cube<const D: usize>(t: CubeTensor) -> Tensor<D> {
+    Tensor::from_dispatch(DispatchTensor {
+        kind: DispatchTensorKind::Cube(BackendTensor::Float(t)),
+        autodiff: DispatchAutodiffContext::Disabled,
+    })
+}
+
+/// Whether a kernel can read `t` through its shape and strides: a plain (not quantized, not
+/// tiled) float tensor with elements.
+pub fn readable(t: &CubeTensor) -> bool {
+    matches!(t.dtype, DType::F32 | DType::F16 | DType::BF16)
+        && t.meta.num_elements() > 0
+        && t.qparams.is_none()
+        && !t.meta.is_tiled()
+}
+
+/// Whether the kernels can walk `t` linearly: [`readable`], with elements that fill its buffer
+/// exactly once (contiguous in some order of its dimensions).
+pub fn walkable(t: &CubeTensor) -> bool {
+    readable(t) && t.is_nonoverlapping() && t.is_contiguous_buffer()
+}
+
+/// An output for `t`: `t` itself when its buffer is not shared, else a new buffer of its layout.
+/// The flag says which.
+pub fn output_like(t: &CubeTensor) -> (CubeTensor, bool) {
+    if t.can_mut() {
+        return (t.clone(), true);
+    }
+    let handle = t.client.empty(t.handle.size() as usize);
+    let out = CubeTensor::new(
+        t.client.clone(),
+        handle,
+        (*t.meta).clone(),
+        t.device.clone(),
+        t.dtype,
+    );
+    (out, false)
+}
+
+/// A new contiguous tensor of `shape` and `dtype` on `like`'s device.
+pub fn empty_like(like: &CubeTensor, shape: &[usize], dtype: DType) -> CubeTensor {
+    empty_device_dtype(
+        like.client.clone(),
+        like.device.clone(),
+        shape.to_vec().into(),
+        dtype,
+    )
+}
+
+/// The cube count and cube size for one unit per element of `t`.
+pub fn launch_dims(t: &CubeTensor) -> (CubeCount, CubeDim) {
+    let units = t.meta.num_elements();
+    let cube_dim = CubeDim::new(&t.client, units);
+    (
+        calculate_cube_count_elemwise(&t.client, units, cube_dim),
+        cube_dim,
+    )
+}
+
+/// The kernel element type of `t`'s values.
+pub fn element_type(t: &CubeTensor) -> ElemType {
+    dtype_to_storage_type(t.dtype)
+}
+
+/// `t` with its values copied into contiguous (row-major) order, or `t` itself when they are.
+pub fn into_contiguous(t: CubeTensor) -> CubeTensor {
+    burn_cubecl::kernel::into_contiguous(t)
+}
