@@ -65,10 +65,24 @@ pub fn readable(t: &CubeTensor) -> bool {
         && !t.meta.is_tiled()
 }
 
-/// Whether the kernels can walk `t` linearly: [`readable`], with elements that fill its buffer
-/// exactly once (contiguous in some order of its dimensions).
+/// Whether the kernels can walk `t` linearly: [`readable`], with elements that fill the start of
+/// its buffer exactly once (contiguous in some order of its dimensions). The buffer may be longer:
+/// a 16-bit tensor's is padded (120 f16 values in 256 bytes, say), and a kernel that walks it
+/// stops at the elements' count or, past it, touches only that padding.
 pub fn walkable(t: &CubeTensor) -> bool {
-    readable(t) && t.is_nonoverlapping() && t.is_contiguous_buffer()
+    let elements = t.meta.num_elements();
+    let extent = t
+        .meta
+        .shape()
+        .iter()
+        .zip(t.meta.strides().iter())
+        .map(|(&n, &stride)| (n.max(1) - 1) * stride)
+        .sum::<usize>()
+        + 1;
+    readable(t)
+        && t.is_nonoverlapping()
+        && extent == elements
+        && t.handle.size() as usize >= elements * t.dtype.size()
 }
 
 /// An output for `t`: `t` itself when its buffer is not shared, else a new buffer of its layout.
@@ -77,15 +91,19 @@ pub fn output_like(t: &CubeTensor) -> (CubeTensor, bool) {
     if t.can_mut() {
         return (t.clone(), true);
     }
+    (empty_with_layout(t), false)
+}
+
+/// A new buffer with `t`'s shape, strides and element type.
+pub fn empty_with_layout(t: &CubeTensor) -> CubeTensor {
     let handle = t.client.empty(t.handle.size() as usize);
-    let out = CubeTensor::new(
+    CubeTensor::new(
         t.client.clone(),
         handle,
         (*t.meta).clone(),
         t.device.clone(),
         t.dtype,
-    );
-    (out, false)
+    )
 }
 
 /// A new contiguous tensor of `shape` and `dtype` on `like`'s device.

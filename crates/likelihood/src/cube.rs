@@ -15,9 +15,7 @@
 use burn::tensor::{DType, Tensor};
 use qcs_cube::{cube_primitive, cube_primitives, element_type, empty_like, from_cube, readable};
 
-use crate::normal::{FRAC_1_SQRT_2, NARROW_BIN, SQRT_2_OVER_PI};
-use crate::{EDGE_LIMIT, MIN_VARIANCE};
-use kernels::{bin_kernel, one_sided_kernel};
+use kernels::score_kernel;
 
 mod kernels {
     use cubecl::prelude::*;
@@ -92,46 +90,15 @@ mod kernels {
         value
     }
 
-    /// `g[b, m]` of the Q-bit score for a contiguous `[B, M]` output: with
-    /// `s = √max(‖a_m‖²·σ_t² + σ², min_variance)`, `g = first/s` where `first` is
-    /// `normal::standardized_bin_ratios(l, u, z, s).first`, its regimes (upper tail, lower tail,
-    /// straddling bin, narrow bin) chosen per element as there. The inputs are read through their
-    /// strides; `row_norms_sq` is `[M]`.
-    #[cube(launch_unchecked)]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn bin_kernel<F: Float>(
-        z: &Tensor<F>,
-        lower: &Tensor<F>,
-        upper: &Tensor<F>,
-        row_norms_sq: &Tensor<F>,
-        g: &mut Tensor<F>,
-        measurements: usize,
-        sigma_t_sq: f32,
-        noise_var: f32,
-        min_variance: f32,
-        narrow_bin: f32,
-        #[define(F)] _dtype: ElemType,
-    ) {
-        let i = ABSOLUTE_POS;
-        if i >= g.len() {
-            terminate!();
-        }
-        let image = i / measurements;
-        let m = i % measurements;
-        let zi = z[image * z.stride(0) + m * z.stride(1)];
-        let l = lower[image * lower.stride(0) + m * lower.stride(1)];
-        let u = upper[image * upper.stride(0) + m * upper.stride(1)];
-        let variance = F::max(
-            row_norms_sq[m * row_norms_sq.stride(0)] * F::cast_from(sigma_t_sq)
-                + F::cast_from(noise_var),
-            F::cast_from(min_variance),
-        );
-        let s = F::sqrt(variance);
-        let frac_1_sqrt_2 = F::new(0.707_106_77);
-
+    /// `first`, the mean of the standard normal restricted to the standardized bin
+    /// `[(l − z)/s, (u − z)/s)`: `normal::standardized_bin_ratios(l, u, z, s).first`, its regimes
+    /// (upper tail, lower tail, straddling bin, narrow bin) chosen per element as there.
+    #[cube]
+    fn bin_first<F: Float>(z: F, l: F, u: F, s: F) -> F {
+        let frac_1_sqrt_2 = F::new(core::f32::consts::FRAC_1_SQRT_2);
         let width = F::max((u - l) / s, F::new(0.0));
-        let a = (l - zi) / s;
-        let b = (u - zi) / s;
+        let a = (l - z) / s;
+        let b = (u - z) / s;
         let lower_tail = b <= F::new(0.0);
         let straddles = a < F::new(0.0) && b > F::new(0.0);
 
@@ -154,20 +121,41 @@ mod kernels {
         }
         // Uniform limit of a narrow bin.
         let reach = F::max(F::max(F::abs(a), F::abs(b)), F::new(1.0));
-        if width * reach < F::cast_from(narrow_bin) {
+        if width * reach < F::new(crate::normal::NARROW_BIN) {
             first = a + width * F::new(0.5);
         }
-        g[i] = first / s;
+        first
     }
 
-    /// `g[b, m]` of the 1-bit score for a contiguous `[B, M]` output: with
-    /// `s = √max(‖a_m‖²·σ_t² + σ², min_variance)` and the bin's finite edge `e`,
-    /// `t = (e − z)/s` for `[l, ∞)` and `(z − e)/s` for `(−∞, u)`, and
-    /// `g = ±√(2/π)/(erfcx(t/√2)·s)`, positive for `[l, ∞)`. The inputs are read through their
-    /// strides (broadcast rows included); `row_norms_sq` is `[M]`.
+    /// The 1-bit gradient `g = ±√(2/π)/(erfcx(t/√2)·s)` of a bin open on one side, positive for
+    /// `[l, ∞)`: with the bin's finite edge `e`, `t = (e − z)/s` for `[l, ∞)` and `(z − e)/s` for
+    /// `(−∞, u)` (`qcs::one_sided_gradient`).
+    #[cube]
+    fn one_sided<F: Float>(z: F, l: F, u: F, s: F) -> F {
+        let upper_open = u >= F::new(crate::EDGE_LIMIT);
+        let mut edge = u;
+        if upper_open {
+            edge = l;
+        }
+        let mut t = (edge - z) / s;
+        if !upper_open {
+            t = -t;
+        }
+        let e = erfcx::<F>(t * F::new(core::f32::consts::FRAC_1_SQRT_2));
+        let mut value = F::new(1.0) / (e * s) * F::new(0.797_884_6);
+        if !upper_open {
+            value = -value;
+        }
+        value
+    }
+
+    /// `g[b, m]` of the QCS-SGM score for a contiguous `[B, M]` output, with
+    /// `s = √max(‖a_m‖²·σ_t² + σ², MIN_VARIANCE)`: [`one_sided`] for 1-bit bins, `first/s` of
+    /// [`bin_first`] for any bin. The inputs are read through their strides (broadcast rows
+    /// included); `row_norms_sq` is `[M]`.
     #[cube(launch_unchecked)]
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn one_sided_kernel<F: Float>(
+    pub(super) fn score_kernel<F: Float>(
         z: &Tensor<F>,
         lower: &Tensor<F>,
         upper: &Tensor<F>,
@@ -176,48 +164,37 @@ mod kernels {
         measurements: usize,
         sigma_t_sq: f32,
         noise_var: f32,
-        min_variance: f32,
-        edge_limit: f32,
-        frac_1_sqrt_2: f32,
-        sqrt_2_over_pi: f32,
+        #[comptime] one_bit: bool,
         #[define(F)] _dtype: ElemType,
     ) {
         let i = ABSOLUTE_POS;
         if i >= g.len() {
             terminate!();
         }
-        let b = i / measurements;
+        let image = i / measurements;
         let m = i % measurements;
-        let zi = z[b * z.stride(0) + m * z.stride(1)];
-        let l = lower[b * lower.stride(0) + m * lower.stride(1)];
-        let u = upper[b * upper.stride(0) + m * upper.stride(1)];
+        let zi = z[image * z.stride(0) + m * z.stride(1)];
+        let l = lower[image * lower.stride(0) + m * lower.stride(1)];
+        let u = upper[image * upper.stride(0) + m * upper.stride(1)];
         let variance = F::max(
             row_norms_sq[m * row_norms_sq.stride(0)] * F::cast_from(sigma_t_sq)
                 + F::cast_from(noise_var),
-            F::cast_from(min_variance),
+            F::new(crate::MIN_VARIANCE),
         );
         let s = F::sqrt(variance);
-        let upper_open = u >= F::cast_from(edge_limit);
-        let mut edge = u;
-        if upper_open {
-            edge = l;
+        if one_bit {
+            g[i] = one_sided::<F>(zi, l, u, s);
+        } else {
+            g[i] = bin_first::<F>(zi, l, u, s) / s;
         }
-        let mut t = (edge - zi) / s;
-        if !upper_open {
-            t = -t;
-        }
-        let e = erfcx::<F>(t * F::cast_from(frac_1_sqrt_2));
-        let mut value = F::new(1.0) / (e * s) * F::cast_from(sqrt_2_over_pi);
-        if !upper_open {
-            value = -value;
-        }
-        g[i] = value;
     }
 }
 
-/// [`crate::qcs::quantized_gradient`] of `z` ([B, M]) with the standard deviations of
-/// [`crate::qcs::pseudo_variances`], in one kernel; `Err(z)` where the kernel does not apply
-/// (as for [`one_sided_gradient`]).
+/// The QCS-SGM score's gradient `g` of `z` ([B, M]) with the standard deviations of
+/// [`crate::qcs::pseudo_variances`] (from `row_norms_sq`, [M], `sigma_t` and `noise_std`), in one
+/// kernel: [`crate::qcs::one_sided_gradient`] when `one_bit` (every bin open on one side), else
+/// [`crate::qcs::quantized_gradient`]. `Err(z)` where the kernel does not apply (not f32 tensors
+/// of the Cube backend outside autodiff, or shapes that disagree).
 pub(crate) fn quantized_gradient(
     z: Tensor<2>,
     lower: Tensor<2>,
@@ -225,56 +202,7 @@ pub(crate) fn quantized_gradient(
     row_norms_sq: Tensor<1>,
     sigma_t: f32,
     noise_std: f32,
-) -> Result<Tensor<2>, Tensor<2>> {
-    launch(
-        Kernel::Bin,
-        z,
-        lower,
-        upper,
-        row_norms_sq,
-        sigma_t,
-        noise_std,
-    )
-}
-
-/// [`crate::qcs::one_sided_gradient`] of `z` ([B, M]) with the standard deviations of
-/// [`crate::qcs::pseudo_variances`] (from `row_norms_sq`, [M], `sigma_t` and `noise_std`), in one
-/// kernel; `Err(z)` where the kernel does not apply (not f32 tensors of the Cube backend outside
-/// autodiff, or shapes that disagree).
-pub(crate) fn one_sided_gradient(
-    z: Tensor<2>,
-    lower: Tensor<2>,
-    upper: Tensor<2>,
-    row_norms_sq: Tensor<1>,
-    sigma_t: f32,
-    noise_std: f32,
-) -> Result<Tensor<2>, Tensor<2>> {
-    launch(
-        Kernel::OneSided,
-        z,
-        lower,
-        upper,
-        row_norms_sq,
-        sigma_t,
-        noise_std,
-    )
-}
-
-/// The two score kernels.
-#[derive(Clone, Copy)]
-enum Kernel {
-    OneSided,
-    Bin,
-}
-
-fn launch(
-    kernel: Kernel,
-    z: Tensor<2>,
-    lower: Tensor<2>,
-    upper: Tensor<2>,
-    row_norms_sq: Tensor<1>,
-    sigma_t: f32,
-    noise_std: f32,
+    one_bit: bool,
 ) -> Result<Tensor<2>, Tensor<2>> {
     let [batch, measurements] = z.dims();
     let ok = lower.dims() == [batch, measurements]
@@ -302,44 +230,22 @@ fn launch(
     // SAFETY: every input is read at `b·stride(0) + m·stride(1)` (or `m·stride(0)`) with
     // `b < B` and `m < M`, inside its buffer since its shape is `[B, M]` (or `[M]`) and its
     // strides are its own; the output is a new contiguous `[B, M]` and no unit writes past it.
-    let (sigma_t_sq, noise_var) = (sigma_t * sigma_t, noise_std * noise_std);
     unsafe {
-        match kernel {
-            Kernel::OneSided => one_sided_kernel::launch_unchecked(
-                &client,
-                count,
-                dim,
-                z.into_tensor_arg(),
-                lower.into_tensor_arg(),
-                upper.into_tensor_arg(),
-                row_norms_sq.into_tensor_arg(),
-                g.clone().into_tensor_arg(),
-                measurements,
-                sigma_t_sq,
-                noise_var,
-                MIN_VARIANCE,
-                EDGE_LIMIT,
-                FRAC_1_SQRT_2,
-                SQRT_2_OVER_PI,
-                dtype,
-            ),
-            Kernel::Bin => bin_kernel::launch_unchecked(
-                &client,
-                count,
-                dim,
-                z.into_tensor_arg(),
-                lower.into_tensor_arg(),
-                upper.into_tensor_arg(),
-                row_norms_sq.into_tensor_arg(),
-                g.clone().into_tensor_arg(),
-                measurements,
-                sigma_t_sq,
-                noise_var,
-                MIN_VARIANCE,
-                NARROW_BIN,
-                dtype,
-            ),
-        }
+        score_kernel::launch_unchecked(
+            &client,
+            count,
+            dim,
+            z.into_tensor_arg(),
+            lower.into_tensor_arg(),
+            upper.into_tensor_arg(),
+            row_norms_sq.into_tensor_arg(),
+            g.clone().into_tensor_arg(),
+            measurements,
+            sigma_t * sigma_t,
+            noise_std * noise_std,
+            one_bit,
+            dtype,
+        );
     }
     Ok(from_cube(g))
 }
@@ -347,18 +253,20 @@ fn launch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{EDGE_LIMIT, MIN_VARIANCE};
     use burn::tensor::{Device, TensorData, Tolerance};
-
-    fn cube_devices() -> Vec<Device> {
-        qcs_testkit::devices()
-            .into_iter()
-            .filter(|(name, _)| *name == "wgpu")
-            .map(|(_, device)| device)
-            .collect()
-    }
 
     fn tensor2(values: Vec<f32>, dims: [usize; 2], device: &Device) -> Tensor<2> {
         Tensor::from_data(TensorData::new(values, dims), device)
+    }
+
+    /// The pseudo-likelihood's standard deviations as tensor operations (`qcs::pseudo_variances`).
+    fn stds(row_norms_sq: Tensor<1>, sigma_t: f32, noise_std: f32) -> Tensor<2> {
+        let m = row_norms_sq.dims()[0];
+        (row_norms_sq * (sigma_t * sigma_t) + noise_std * noise_std)
+            .clamp_min(MIN_VARIANCE)
+            .reshape([1, m])
+            .sqrt()
     }
 
     /// The tensor operations' result: pseudo-variances, then the one-sided gradient.
@@ -370,17 +278,13 @@ mod tests {
         sigma_t: f32,
         noise_std: f32,
     ) -> TensorData {
-        let m = row_norms_sq.dims()[0];
-        let std = (row_norms_sq * (sigma_t * sigma_t) + noise_std * noise_std)
-            .clamp_min(MIN_VARIANCE)
-            .reshape([1, m])
-            .sqrt();
+        let std = stds(row_norms_sq, sigma_t, noise_std);
         crate::qcs::one_sided_gradient(z, lower, upper, std).into_data()
     }
 
     #[test]
     fn fused_one_bit_score_matches_the_tensor_operations() {
-        for device in cube_devices() {
+        for device in qcs_testkit::wgpu_devices() {
             // Three images × six measurements: z from deep inside its bin to far outside it
             // (erfcx's both branches), bins open above and below, edges at 0 and elsewhere.
             let (b, m) = (3, 6);
@@ -408,13 +312,14 @@ mod tests {
                     sigma_t,
                     noise_std,
                 );
-                let got = one_sided_gradient(
+                let got = quantized_gradient(
                     z.clone(),
                     lower.clone(),
                     upper.clone(),
                     norms.clone(),
                     sigma_t,
                     noise_std,
+                    true,
                 )
                 .unwrap_or_else(|_| panic!("the kernel must apply"));
                 got.into_data()
@@ -431,7 +336,7 @@ mod tests {
                 0.7,
                 0.1,
             );
-            let got = one_sided_gradient(z, shared_lower, shared_upper, norms, 0.7, 0.1)
+            let got = quantized_gradient(z, shared_lower, shared_upper, norms, 0.7, 0.1, true)
                 .unwrap_or_else(|_| panic!("the kernel must apply"));
             got.into_data()
                 .assert_approx_eq::<f32>(&want, Tolerance::relative(1e-5));
@@ -440,7 +345,7 @@ mod tests {
 
     #[test]
     fn fused_bin_score_matches_the_tensor_operations() {
-        for device in cube_devices() {
+        for device in qcs_testkit::wgpu_devices() {
             // Bins of a 2-bit quantizer (outer ones open), a narrow bin, a bin far from zero, each
             // against z from inside it to far outside it on both sides: every regime (upper and
             // lower tail, straddling, narrow) and erf's both branches.
@@ -477,10 +382,7 @@ mod tests {
             let upper = tensor2(upper, [b, m], &device);
             let norms = Tensor::<1>::from_data(TensorData::new(norms, [m]), &device);
             for (sigma_t, noise_std) in [(2.0, 0.1), (0.05, 0.1), (0.0, 1e-3), (0.0, 0.0)] {
-                let std = (norms.clone() * (sigma_t * sigma_t) + noise_std * noise_std)
-                    .clamp_min(MIN_VARIANCE)
-                    .reshape([1, m])
-                    .sqrt();
+                let std = stds(norms.clone(), sigma_t, noise_std);
                 let want =
                     crate::qcs::quantized_gradient(z.clone(), lower.clone(), upper.clone(), std)
                         .into_data();
@@ -491,6 +393,7 @@ mod tests {
                     norms.clone(),
                     sigma_t,
                     noise_std,
+                    false,
                 )
                 .unwrap_or_else(|_| panic!("the kernel must apply"));
                 let (got, want) = (
@@ -515,18 +418,17 @@ mod tests {
 
     #[test]
     fn the_kernel_leaves_cpu_autodiff_and_misshapen_tensors_alone() {
-        let mut devices = vec![Device::flex()];
-        devices.extend(cube_devices().into_iter().map(|d| d.autodiff()));
-        for device in devices {
+        for device in qcs_testkit::non_kernel_devices() {
             let t = || Tensor::<2>::ones([2, 3], &device);
             let norms = || Tensor::<1>::ones([3], &device);
-            assert!(one_sided_gradient(t(), t(), t(), norms(), 1.0, 0.1).is_err());
-            assert!(quantized_gradient(t(), t(), t(), norms(), 1.0, 0.1).is_err());
+            for one_bit in [true, false] {
+                assert!(quantized_gradient(t(), t(), t(), norms(), 1.0, 0.1, one_bit).is_err());
+            }
         }
-        for device in cube_devices() {
+        for device in qcs_testkit::wgpu_devices() {
             let t = || Tensor::<2>::ones([2, 3], &device);
             let norms = Tensor::<1>::ones([4], &device);
-            assert!(one_sided_gradient(t(), t(), t(), norms, 1.0, 0.1).is_err());
+            assert!(quantized_gradient(t(), t(), t(), norms, 1.0, 0.1, true).is_err());
         }
     }
 }

@@ -71,62 +71,35 @@ pub fn one_sided_gradient(
     g.clone().neg().mask_where(upper_open, g)
 }
 
-/// [`one_sided_gradient`] of `z` = A·x with the pseudo-likelihood's standard deviations at `sigma_t`: in
-/// one fused kernel on a GPU backend outside autodiff (the `cube` feature), as tensor operations otherwise.
-fn one_sided_score(
-    operator: &dyn Operator,
-    observation: &Observation,
-    sigma_t: f32,
-    z: Tensor<2>,
-) -> Tensor<2> {
-    #[cfg(feature = "cube")]
-    let z = match crate::cube::one_sided_gradient(
-        z,
-        observation.lower.clone(),
-        observation.upper.clone(),
-        operator.row_norms_sq(),
-        sigma_t,
-        observation.noise_std,
-    ) {
-        Ok(g) => return g,
-        Err(z) => z,
-    };
-    let variance = pseudo_variances(operator, observation.noise_std, sigma_t);
-    one_sided_gradient(
-        z,
-        observation.lower.clone(),
-        observation.upper.clone(),
-        variance.sqrt(),
-    )
-}
-
-/// [`quantized_gradient`] of `z` = A·x with the pseudo-likelihood's standard deviations at `sigma_t`: in one
+/// The stable QCS-SGM gradient of `z` = A·x with the pseudo-likelihood's standard deviations at `sigma_t`:
+/// [`one_sided_gradient`] where every bin is open on one side (1-bit), [`quantized_gradient`] otherwise. In one
 /// fused kernel on a GPU backend outside autodiff (the `cube` feature), as tensor operations otherwise.
-fn bin_score(
+fn stable_gradient(
     operator: &dyn Operator,
     observation: &Observation,
     sigma_t: f32,
     z: Tensor<2>,
 ) -> Tensor<2> {
+    let (lower, upper) = (observation.lower.clone(), observation.upper.clone());
     #[cfg(feature = "cube")]
     let z = match crate::cube::quantized_gradient(
         z,
-        observation.lower.clone(),
-        observation.upper.clone(),
+        lower.clone(),
+        upper.clone(),
         operator.row_norms_sq(),
         sigma_t,
         observation.noise_std,
+        observation.one_sided,
     ) {
         Ok(g) => return g,
         Err(z) => z,
     };
-    let variance = pseudo_variances(operator, observation.noise_std, sigma_t);
-    quantized_gradient(
-        z,
-        observation.lower.clone(),
-        observation.upper.clone(),
-        variance.sqrt(),
-    )
+    let std = pseudo_variances(operator, observation.noise_std, sigma_t).sqrt();
+    if observation.one_sided {
+        one_sided_gradient(z, lower, upper, std)
+    } else {
+        quantized_gradient(z, lower, upper, std)
+    }
 }
 
 /// The reference code's clamped form of [`quantized_gradient`].
@@ -167,11 +140,8 @@ impl LikelihoodScore for QcsSgmScore {
         let variance = || pseudo_variances(operator, observation.noise_std, sigma_t);
         let g = match (observation.kind, self.numerics) {
             (ObservationKind::Linear, _) => linear_gradient(z, observation.y.clone(), variance()),
-            (ObservationKind::Quantized, Numerics::Stable) if observation.one_sided => {
-                one_sided_score(operator, observation, sigma_t, z)
-            }
             (ObservationKind::Quantized, Numerics::Stable) => {
-                bin_score(operator, observation, sigma_t, z)
+                stable_gradient(operator, observation, sigma_t, z)
             }
             (ObservationKind::Quantized, Numerics::Reference | Numerics::Clamped) => {
                 quantized_gradient_reference(

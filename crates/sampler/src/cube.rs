@@ -133,19 +133,11 @@ pub(crate) struct UpdateInputs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::{Device, Distribution, Tolerance};
-
-    fn cube_devices() -> Vec<Device> {
-        qcs_testkit::devices()
-            .into_iter()
-            .filter(|(name, _)| *name == "wgpu")
-            .map(|(_, device)| device)
-            .collect()
-    }
+    use burn::tensor::{Distribution, Tolerance};
 
     #[test]
     fn fused_update_matches_the_tensor_operations() {
-        for device in cube_devices() {
+        for device in qcs_testkit::wgpu_devices() {
             device.seed(5);
             let dims = [2, 3, 5, 4];
             let normal = || Tensor::<4>::random(dims, Distribution::Normal(0.0, 2.0), &device);
@@ -179,15 +171,13 @@ mod tests {
 
     #[test]
     fn the_kernel_hands_cpu_autodiff_and_misshapen_tensors_back() {
-        let mut devices = vec![Device::flex()];
-        devices.extend(cube_devices().into_iter().map(|d| d.autodiff()));
-        for device in devices {
+        for device in qcs_testkit::non_kernel_devices() {
             let t = || Tensor::<4>::ones([1, 1, 2, 2], &device);
             let back = langevin_update(t(), t(), Some((t(), 2.0)), t(), 0.1, 0.2)
                 .expect_err("not a Cube tensor outside autodiff");
             assert_eq!(back.likelihood.map(|(_, w)| w), Some(2.0));
         }
-        for device in cube_devices() {
+        for device in qcs_testkit::wgpu_devices() {
             let t = || Tensor::<4>::ones([1, 1, 2, 2], &device);
             let other = Tensor::<4>::ones([1, 1, 2, 3], &device);
             assert!(langevin_update(t(), other, None, t(), 0.1, 0.2).is_err());

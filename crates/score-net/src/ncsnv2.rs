@@ -306,8 +306,10 @@ impl NcsnV2 {
     }
 
     /// The network with every weight cast to `precision` (f16 or bf16 halve the memory traffic of
-    /// inference; f32 undoes a cast up to its rounding). The noise levels stay f32, and
-    /// [`Self::forward`] still takes and returns f32. For inference: training keeps f32.
+    /// inference; f32 undoes a cast up to its rounding). The noise levels and InstanceNorm++'s
+    /// parameters stay f32 (it computes its statistics in f32 whatever the input's type, and a
+    /// 16-bit copy would be cast back in every forward: 51 launches), and [`Self::forward`] still
+    /// takes and returns f32. For inference: training keeps f32.
     ///
     /// # Errors
     /// [`ScoreNetError::UnsupportedPrecision`] if the network's device has no arithmetic in
@@ -320,15 +322,38 @@ impl NcsnV2 {
                 precision: format!("{precision:?}").to_lowercase(),
             });
         }
-        struct Cast(FloatDType);
+        /// Casts every parameter to `dtype`, those of InstanceNorm++ (`norms` deep inside one) to
+        /// f32.
+        struct Cast {
+            dtype: FloatDType,
+            norms: usize,
+        }
+        const NORM: &str = "Struct:InstanceNorm2dPlus";
         impl ModuleMapper for Cast {
+            fn enter_module(&mut self, _name: &str, container_type: &str) {
+                if container_type == NORM {
+                    self.norms += 1;
+                }
+            }
+            fn exit_module(&mut self, _name: &str, container_type: &str) {
+                if container_type == NORM {
+                    self.norms -= 1;
+                }
+            }
             fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-                let dtype = self.0;
+                let dtype = if self.norms > 0 {
+                    FloatDType::F32
+                } else {
+                    self.dtype
+                };
                 param.map(|t| t.cast(dtype))
             }
         }
         let sigmas = self.sigmas.clone();
-        let mut net = self.map(&mut Cast(precision));
+        let mut net = self.map(&mut Cast {
+            dtype: precision,
+            norms: 0,
+        });
         net.sigmas = sigmas;
         Ok(net)
     }

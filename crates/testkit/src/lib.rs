@@ -60,6 +60,24 @@ pub fn device() -> Device {
     devices().remove(0).1
 }
 
+/// The wgpu devices of [`devices`] (none unless `QCS_TEST_BACKENDS` names wgpu): where the tests of the
+/// hand-fused GPU kernels run.
+pub fn wgpu_devices() -> Vec<Device> {
+    devices()
+        .into_iter()
+        .filter(|(name, _)| *name == "wgpu")
+        .map(|(_, device)| device)
+        .collect()
+}
+
+/// Devices whose tensors the hand-fused GPU kernels must leave to the tensor operations: the CPU
+/// (flex), and every device of [`wgpu_devices`] under autodiff.
+pub fn non_kernel_devices() -> Vec<Device> {
+    std::iter::once(Device::flex())
+        .chain(wgpu_devices().into_iter().map(|d| d.autodiff()))
+        .collect()
+}
+
 /// Whether the tests run on a GPU backend, where long training runs are left to the CPU passes.
 pub fn on_gpu_backend() -> bool {
     devices().iter().any(|(name, _)| *name == "wgpu")

@@ -20,6 +20,19 @@ pub(crate) fn elu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     elu_ops(x)
 }
 
+/// `(a + b, elu(a + b))`: where a residual sum is kept and activated. In a `cube` build GPU
+/// tensors of one layout outside autodiff take one fused kernel that writes both
+/// (`blocks::cube`).
+pub(crate) fn add_elu(a: Tensor<4>, b: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+    #[cfg(feature = "cube")]
+    let (a, b) = match super::cube::add_elu(a, b) {
+        Ok(pair) => return pair,
+        Err(inputs) => inputs,
+    };
+    let sum = a + b;
+    (sum.clone(), elu(sum))
+}
+
 /// [`elu`] as tensor operations, on every backend and under autodiff.
 pub(crate) fn elu_ops<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     x.clone().clamp(0.0, f32::INFINITY) + x.clamp(f32::NEG_INFINITY, 0.0).exp().sub_scalar(1.0)

@@ -7,7 +7,7 @@ use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 
-use super::activation::elu;
+use super::activation::{add_elu, elu};
 use super::conv::conv3x3;
 
 /// Configuration of a [`CrpBlock`].
@@ -45,12 +45,22 @@ impl CrpBlockConfig {
 impl CrpBlock {
     /// Applies the chained pooling to `[B, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = elu(x);
-        let (x, _) = self.convs.iter().fold((x.clone(), x), |(x, path), conv| {
-            let path = super::conv::apply(conv, max_pool5(path));
-            (x + path.clone(), path)
-        });
-        x
+        self.forward_activated_pair(elu(x)).0
+    }
+
+    /// `(y, elu(y))` for `y = self.forward(x)`, given `activated = elu(x)`; the last stage's sum
+    /// and its ELU are [`add_elu`] (one kernel on the GPU backends).
+    pub(crate) fn forward_activated_pair(&self, activated: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let Some((last, stages)) = self.convs.split_last() else {
+            return (activated.clone(), elu(activated));
+        };
+        let (x, path) = stages
+            .iter()
+            .fold((activated.clone(), activated), |(x, path), conv| {
+                let path = super::conv::apply(conv, max_pool5(path));
+                (x + path.clone(), path)
+            });
+        add_elu(x, super::conv::apply(last, max_pool5(path)))
     }
 }
 

@@ -6,6 +6,8 @@
 //! largest groups of launches of an NCSNv2 forward:
 //!
 //! - [`elu`]: the ELU, five launches as tensor operations (`activation::elu_ops`), one here;
+//! - [`add_elu`]: a residual sum and its ELU, the sum and the ELU written by one kernel (where
+//!   the refine blocks add a path and the next unit activates the result: two launches before);
 //! - [`instance_norm_elu`]: InstanceNorm++ followed by the ELU, 28 launches as tensor
 //!   operations (`norm::InstanceNorm2dPlus`: 26 operations and two reshape copies), three here: the plane statistics, the per-channel
 //!   factors, and the affine map with the ELU.
@@ -25,12 +27,13 @@
 use burn::tensor::{DType, Tensor};
 use cubecl::prelude::{CubeCount, CubeDim};
 use qcs_cube::{
-    cube_primitive, element_type, empty_like, from_cube, into_contiguous, launch_dims, output_like,
-    walkable,
+    cube_primitive, cube_primitives, element_type, empty_like, empty_with_layout, from_cube,
+    into_contiguous, launch_dims, output_like, walkable,
 };
 
 use kernels::{
-    affine_elu_kernel, channel_factors_kernel, elu_kernel, plane_stats_kernel, STATS_UNITS,
+    add_elu_kernel, affine_elu_kernel, channel_factors_kernel, elu_kernel, plane_stats_kernel,
+    STATS_UNITS,
 };
 
 mod kernels {
@@ -53,6 +56,43 @@ mod kernels {
             terminate!();
         }
         output[ABSOLUTE_POS] = elu_one::<F>(input[ABSOLUTE_POS]);
+    }
+
+    /// `sum = a + b` and `activated = elu(a + b)`, elementwise over `a`'s buffer (and the
+    /// outputs', of `a`'s layout). `b` may have another layout: element `i` of `a`'s buffer has
+    /// the coordinates `i` decomposes into over `a`'s dimensions from the outermost in memory
+    /// (`sizes`), and `b` holds it at those coordinates times `b_strides` (the same order).
+    #[cube(launch_unchecked)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn add_elu_kernel<F: Float>(
+        a: &Tensor<F>,
+        b: &Tensor<F>,
+        sum: &mut Tensor<F>,
+        activated: &mut Tensor<F>,
+        size_0: usize,
+        size_1: usize,
+        size_2: usize,
+        size_3: usize,
+        b_stride_0: usize,
+        b_stride_1: usize,
+        b_stride_2: usize,
+        b_stride_3: usize,
+        #[define(F)] _dtype: ElemType,
+    ) {
+        let i = ABSOLUTE_POS;
+        if i >= sum.len() {
+            terminate!();
+        }
+        let c_3 = i % size_3;
+        let rest = i / size_3;
+        let c_2 = rest % size_2;
+        let rest = rest / size_2;
+        let c_1 = rest % size_1;
+        let c_0 = (rest / size_1) % size_0;
+        let at = c_0 * b_stride_0 + c_1 * b_stride_1 + c_2 * b_stride_2 + c_3 * b_stride_3;
+        let s = a[i] + b[at];
+        sum[i] = s;
+        activated[i] = elu_one::<F>(s);
     }
 
     /// Units per cube of the two reduction kernels: a cube sums one plane (or one batch
@@ -82,14 +122,15 @@ mod kernels {
     }
 
     /// Per plane `p = b·C + c` of `x` (one cube each): the spatial mean `μ` and biased variance
-    /// `s²` over its `H·W` values, in two passes (the mean, then the squared deviations from it).
-    /// `x` may have any dense layout: its element `(b, c, h, w)` is at `b·sb + c·sc + h·sh + w·sw`.
+    /// `s²` over its `H·W` values, in two passes (the mean, then the squared deviations from it),
+    /// computed in `A` (f32) whatever `x`'s float type `F`. `x` may have any dense layout: its
+    /// element `(b, c, h, w)` is at `b·sb + c·sc + h·sh + w·sw`.
     #[cube(launch_unchecked)]
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn plane_stats_kernel<F: Float>(
+    pub(super) fn plane_stats_kernel<F: Float, A: Float>(
         input: &Tensor<F>,
-        mean: &mut Tensor<F>,
-        var: &mut Tensor<F>,
+        mean: &mut Tensor<A>,
+        var: &mut Tensor<A>,
         channels: usize,
         height: usize,
         width: usize,
@@ -97,7 +138,7 @@ mod kernels {
         stride_c: usize,
         stride_h: usize,
         stride_w: usize,
-        #[define(F)] _dtype: ElemType,
+        #[define(F, A)] _dtypes: [ElemType; 2],
     ) {
         let p = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
         if p >= mean.len() {
@@ -108,25 +149,26 @@ mod kernels {
         let count = height * width;
         let mut partial = Shared::new_slice(STATS_UNITS);
 
-        let mut sum = F::new(0.0);
+        let mut sum = A::new(0.0);
         let mut k = u;
         while k < count {
-            sum += input[base + (k / width) * stride_h + (k % width) * stride_w];
+            sum += A::cast_from(input[base + (k / width) * stride_h + (k % width) * stride_w]);
             k += STATS_UNITS;
         }
-        let mu = cube_sum::<F>(&mut partial, sum) / F::cast_from(count);
+        let mu = cube_sum::<A>(&mut partial, sum) / A::cast_from(count);
 
-        let mut squares = F::new(0.0);
+        let mut squares = A::new(0.0);
         let mut k = u;
         while k < count {
-            let d = input[base + (k / width) * stride_h + (k % width) * stride_w] - mu;
+            let x = A::cast_from(input[base + (k / width) * stride_h + (k % width) * stride_w]);
+            let d = x - mu;
             squares += d * d;
             k += STATS_UNITS;
         }
-        let squares = cube_sum::<F>(&mut partial, squares);
+        let squares = cube_sum::<A>(&mut partial, squares);
         if u == 0 {
             mean[p] = mu;
-            var[p] = squares / F::cast_from(count);
+            var[p] = squares / A::cast_from(count);
         }
     }
 
@@ -182,20 +224,21 @@ mod kernels {
 
     /// `out = elu((x − μ[b, c])·scale[b, c] + shift[b, c])` elementwise over the buffer, element
     /// `i` at batch `(i / stride_b) % batch` and channel `(i / stride_c) % channels`; `μ`,
-    /// `scale` and `shift` are contiguous `[batch, channels]`.
+    /// `scale` and `shift` are contiguous `[batch, channels]` of `A` (f32), in which the map is
+    /// computed, `x` and `out` of `F`.
     #[cube(launch_unchecked)]
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn affine_elu_kernel<F: Float>(
+    pub(super) fn affine_elu_kernel<F: Float, A: Float>(
         input: &Tensor<F>,
-        mean: &Tensor<F>,
-        scale: &Tensor<F>,
-        shift: &Tensor<F>,
+        mean: &Tensor<A>,
+        scale: &Tensor<A>,
+        shift: &Tensor<A>,
         output: &mut Tensor<F>,
         stride_b: usize,
         batch: usize,
         stride_c: usize,
         channels: usize,
-        #[define(F)] _dtype: ElemType,
+        #[define(F, A)] _dtypes: [ElemType; 2],
     ) {
         let i = ABSOLUTE_POS;
         if i >= output.len() {
@@ -204,7 +247,8 @@ mod kernels {
         let b = (i / stride_b) % batch;
         let c = (i / stride_c) % channels;
         let p = b * channels + c;
-        output[i] = elu_one::<F>((input[i] - mean[p]) * scale[p] + shift[p]);
+        let x = A::cast_from(input[i]);
+        output[i] = F::cast_from(elu_one::<A>((x - mean[p]) * scale[p] + shift[p]));
     }
 }
 
@@ -249,11 +293,71 @@ pub(crate) fn elu<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>, Tensor<D>> 
     Ok(from_cube(out))
 }
 
+/// `(a + b, elu(a + b))` in one kernel for tensors of one shape and element type, both outputs of
+/// `a`'s layout (the sum in `a`'s buffer when it is not shared; `b` read through its strides, in
+/// any layout); `Err((a, b))` where it does not apply (see the module docs).
+pub(crate) fn add_elu(
+    a: Tensor<4>,
+    b: Tensor<4>,
+) -> Result<(Tensor<4>, Tensor<4>), (Tensor<4>, Tensor<4>)> {
+    let same_shape = a.dims() == b.dims();
+    let [a, b] = match cube_primitives([a, b]) {
+        Ok(ts) => ts,
+        Err([a, b]) => return Err((a, b)),
+    };
+    if !(same_shape && walkable(&a) && qcs_cube::readable(&b) && a.dtype == b.dtype) {
+        return Err((from_cube(a), from_cube(b)));
+    }
+    // `a`'s dimensions from the outermost in memory (the largest stride; a dimension of size 1
+    // may go anywhere), with their sizes and `b`'s strides.
+    let (shape, a_strides, b_strides) = (a.meta.shape(), a.meta.strides(), b.meta.strides());
+    let mut order = [0, 1, 2, 3];
+    order.sort_by_key(|&d| std::cmp::Reverse((a_strides[d], shape[d])));
+    let size = order.map(|d| shape[d]);
+    let b_stride = order.map(|d| b_strides[d]);
+    let (sum, in_place) = output_like(&a);
+    let activated = empty_with_layout(&a);
+    let (count, dim) = launch_dims(&a);
+    let client = a.client.clone();
+    let dtype = element_type(&a);
+    // SAFETY: `a` and both outputs hold exactly `num_elements` values in one layout (`walkable`),
+    // and each unit's coordinates are below the shape that `b` shares, read through `b`'s own
+    // strides; no unit touches a position past that.
+    unsafe {
+        let sum_arg = if in_place {
+            sum.as_tensor_alias(0)
+        } else {
+            sum.clone().into_tensor_arg()
+        };
+        add_elu_kernel::launch_unchecked(
+            &client,
+            count,
+            dim,
+            a.into_tensor_arg(),
+            b.into_tensor_arg(),
+            sum_arg,
+            activated.clone().into_tensor_arg(),
+            size[0],
+            size[1],
+            size[2],
+            size[3],
+            b_stride[0],
+            b_stride[1],
+            b_stride[2],
+            b_stride[3],
+            dtype,
+        );
+    }
+    Ok((from_cube(sum), from_cube(activated)))
+}
+
 /// `elu(InstanceNorm++(x))` in three kernels (plane statistics, per-channel factors, the affine
 /// map and the ELU; the first two reduce in parallel, a cube of [`STATS_UNITS`] units per plane
-/// or batch element) for an f32 `x` of shape `[B, C, H, W]` and f32 parameters `α`, `γ`, `β` of
+/// or batch element) for an `x` of shape `[B, C, H, W]` and f32 parameters `α`, `γ`, `β` of
 /// shape `[C]`; `Err(x)` where it does not apply (see the module docs). The arithmetic is the
-/// tensor operations' (`norm::InstanceNorm2dPlus`): two-pass variances, the same order of terms.
+/// tensor operations' (`norm::InstanceNorm2dPlus`): two-pass variances, the same order of terms,
+/// in f32. A 16-bit `x` is read and the result written in its own type, which is what
+/// `InstanceNorm2dPlus` computes with its casts to f32 and back, without the two cast kernels.
 pub(crate) fn instance_norm_elu(
     x: Tensor<4>,
     alpha: Tensor<1>,
@@ -270,7 +374,7 @@ pub(crate) fn instance_norm_elu(
     let [Some(alpha), Some(gamma), Some(beta)] = params else {
         return Err(from_cube(t));
     };
-    if !walkable(&t) || t.dtype != DType::F32 || channels < 2 || batch > 65_535 {
+    if !walkable(&t) || channels < 2 || batch > 65_535 {
         return Err(from_cube(t));
     }
     let strides = t.meta.strides().clone();
@@ -279,6 +383,7 @@ pub(crate) fn instance_norm_elu(
     let planes = batch * channels;
     let per_plane = || empty_like(&t, &[batch, channels], DType::F32);
     let (mean, var, scale, shift) = (per_plane(), per_plane(), per_plane(), per_plane());
+    let accumulate = element_type(&mean);
     let (out, in_place) = output_like(&t);
     let (count, dim) = launch_dims(&t);
     // One cube per plane, on a 2-D grid (at most 65,535 cubes per dimension); one per batch
@@ -305,7 +410,7 @@ pub(crate) fn instance_norm_elu(
             strides[1],
             strides[2],
             strides[3],
-            dtype,
+            [dtype, accumulate],
         );
         channel_factors_kernel::launch_unchecked(
             &client,
@@ -320,7 +425,7 @@ pub(crate) fn instance_norm_elu(
             shift.clone().into_tensor_arg(),
             channels,
             epsilon as f32,
-            dtype,
+            accumulate,
         );
         let output = if in_place {
             out.as_tensor_alias(0)
@@ -340,7 +445,7 @@ pub(crate) fn instance_norm_elu(
             batch,
             strides[1],
             channels,
-            dtype,
+            [dtype, accumulate],
         );
     }
     Ok(from_cube(out))
@@ -352,15 +457,7 @@ mod tests {
     use crate::blocks::activation::elu_ops;
     use crate::blocks::norm::InstanceNorm2dPlusConfig;
     use burn::module::Param;
-    use burn::tensor::{Device, Distribution, Tolerance};
-
-    fn cube_devices() -> Vec<Device> {
-        qcs_testkit::devices()
-            .into_iter()
-            .filter(|(name, _)| *name == "wgpu")
-            .map(|(_, device)| device)
-            .collect()
-    }
+    use burn::tensor::{Device, Distribution, FloatDType, Tolerance};
 
     /// `[b, c, h, w]` values spanning both branches of the ELU, laid out channels-last (as a
     /// convolution leaves them) when `channels_last`.
@@ -376,7 +473,7 @@ mod tests {
 
     #[test]
     fn fused_elu_matches_the_tensor_operations_in_place_and_not() {
-        for device in cube_devices() {
+        for device in qcs_testkit::wgpu_devices() {
             for channels_last in [false, true] {
                 let x = input(&device, [2, 3, 5, 4], channels_last);
                 let expected = elu_ops(x.clone()).into_data();
@@ -395,8 +492,53 @@ mod tests {
     }
 
     #[test]
+    fn fused_sum_and_elu_match_the_tensor_operations_in_place_and_not() {
+        for device in qcs_testkit::wgpu_devices() {
+            for channels_last in [false, true] {
+                let a = input(&device, [2, 3, 5, 4], channels_last);
+                let b = input(&device, [2, 3, 5, 4], channels_last) * -0.7;
+                let sum = (a.clone() + b.clone()).into_data();
+                let activated = elu_ops(a.clone() + b.clone()).into_data();
+                // `a` is shared here, so the kernel writes the sum to a new buffer ...
+                let (s, e) = add_elu(a.clone(), b.clone())
+                    .unwrap_or_else(|_| panic!("the kernel must apply"));
+                s.into_data()
+                    .assert_approx_eq::<f32>(&sum, Tolerance::absolute(1e-6));
+                e.into_data()
+                    .assert_approx_eq::<f32>(&activated, Tolerance::absolute(1e-6));
+                // ... and here into `a`'s.
+                let (s, e) =
+                    add_elu(a, b.clone()).unwrap_or_else(|_| panic!("the kernel must apply"));
+                s.into_data()
+                    .assert_approx_eq::<f32>(&sum, Tolerance::absolute(1e-6));
+                e.into_data()
+                    .assert_approx_eq::<f32>(&activated, Tolerance::absolute(1e-6));
+            }
+            // Layouts that differ (a convolution's channels-last output and a resized path),
+            // either way round, and a broadcast `b`.
+            for (a_last, b_last) in [(true, false), (false, true)] {
+                let a = input(&device, [2, 3, 5, 4], a_last);
+                let b = input(&device, [2, 3, 5, 4], b_last) * -0.7;
+                let sum = (a.clone() + b.clone()).into_data();
+                let activated = elu_ops(a.clone() + b.clone()).into_data();
+                let (s, e) = add_elu(a, b).unwrap_or_else(|_| panic!("the kernel must apply"));
+                s.into_data()
+                    .assert_approx_eq::<f32>(&sum, Tolerance::absolute(1e-6));
+                e.into_data()
+                    .assert_approx_eq::<f32>(&activated, Tolerance::absolute(1e-6));
+            }
+            let a = input(&device, [2, 3, 5, 4], true);
+            let b = input(&device, [1, 3, 5, 1], false).expand([2, 3, 5, 4]);
+            let sum = (a.clone() + b.clone()).into_data();
+            let (s, _) = add_elu(a, b).unwrap_or_else(|_| panic!("the kernel must apply"));
+            s.into_data()
+                .assert_approx_eq::<f32>(&sum, Tolerance::absolute(1e-6));
+        }
+    }
+
+    #[test]
     fn fused_norm_and_elu_match_the_tensor_operations() {
-        for device in cube_devices() {
+        for device in qcs_testkit::wgpu_devices() {
             // Small planes, and planes and channel counts above the kernels' 64 units per cube.
             for (dims, channels_last) in [
                 ([2, 3, 5, 4], false),
@@ -424,9 +566,34 @@ mod tests {
                 fused
                     .into_data()
                     .assert_approx_eq::<f32>(&expected, Tolerance::absolute(1e-5));
-                norm.forward_elu(x)
+                norm.forward_elu(x.clone())
                     .into_data()
                     .assert_approx_eq::<f32>(&expected, Tolerance::absolute(1e-5));
+
+                // In f16 (input 100× larger, where its squares would overflow f16): the
+                // statistics in f32, the result as the f32 path cast to f16.
+                if !device.supports_dtype(DType::F16) {
+                    continue;
+                }
+                let half = (x * 100.0).cast(FloatDType::F16);
+                let expected = elu_ops(norm.forward(half.clone().cast(FloatDType::F32)))
+                    .cast(FloatDType::F16)
+                    .cast(FloatDType::F32)
+                    .into_data();
+                let fused = instance_norm_elu(
+                    half.clone(),
+                    norm.alpha.val(),
+                    norm.gamma.val(),
+                    norm.beta.val(),
+                    norm.epsilon,
+                )
+                .unwrap_or_else(|_| panic!("the kernels must apply in f16"));
+                assert_eq!(fused.dtype(), DType::F16);
+                // One f16 rounding of results up to ~4: 2⁻⁸ at most.
+                fused
+                    .cast(FloatDType::F32)
+                    .into_data()
+                    .assert_approx_eq::<f32>(&expected, Tolerance::absolute(4e-3));
             }
         }
     }
@@ -435,7 +602,7 @@ mod tests {
     fn channels_last_weights_keep_the_network_function() {
         use crate::NcsnV2Config;
         use burn::tensor::Int;
-        for device in cube_devices() {
+        for device in qcs_testkit::wgpu_devices() {
             device.seed(11);
             let net = NcsnV2Config::new()
                 .with_ngf(8)
@@ -457,12 +624,11 @@ mod tests {
 
     #[test]
     fn kernels_leave_autodiff_and_cpu_tensors_to_the_tensor_operations() {
-        let mut devices = vec![Device::flex()];
-        devices.extend(cube_devices().into_iter().map(|d| d.autodiff()));
-        for device in devices {
+        for device in qcs_testkit::non_kernel_devices() {
             let x = Tensor::<4>::ones([1, 2, 3, 3], &device);
             let p = || Tensor::<1>::ones([2], &device);
             assert!(elu(x.clone()).is_err());
+            assert!(add_elu(x.clone(), x.clone()).is_err());
             assert!(instance_norm_elu(x, p(), p(), p(), 1e-5).is_err());
         }
     }

@@ -42,13 +42,31 @@ impl MsfBlock {
     /// # Panics
     /// If `xs` does not hold one tensor per path.
     pub fn forward(&self, xs: Vec<Tensor<4>>, size: [usize; 2]) -> Tensor<4> {
+        self.paths(xs, size)
+            .into_iter()
+            .reduce(|sum, h| sum + h)
+            .expect("an MSF block has at least one path")
+    }
+
+    /// `elu(self.forward(xs, size))`, the last addition and the ELU one kernel on the GPU
+    /// backends ([`super::activation::add_elu`]).
+    pub(crate) fn forward_activated(&self, xs: Vec<Tensor<4>>, size: [usize; 2]) -> Tensor<4> {
+        let mut paths = self.paths(xs, size);
+        let last = paths.pop().expect("an MSF block has at least one path");
+        match paths.into_iter().reduce(|sum, h| sum + h) {
+            Some(sum) => super::activation::add_elu(sum, last).1,
+            None => super::activation::elu(last),
+        }
+    }
+
+    /// Each path convolved and resized to `size`.
+    fn paths(&self, xs: Vec<Tensor<4>>, size: [usize; 2]) -> Vec<Tensor<4>> {
         assert_eq!(xs.len(), self.convs.len(), "one input per MSF path");
         self.convs
             .iter()
             .zip(xs)
             .map(|(conv, x)| resize_bilinear(super::conv::apply(conv, x), size))
-            .reduce(|sum, h| sum + h)
-            .expect("an MSF block has at least one path")
+            .collect()
     }
 }
 

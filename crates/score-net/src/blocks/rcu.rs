@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor};
 
-use super::activation::elu;
+use super::activation::{add_elu, elu};
 use super::conv::conv3x3;
 
 /// Configuration of an [`RcuBlock`].
@@ -54,9 +54,43 @@ impl RcuBlockConfig {
 impl RcuBlock {
     /// Applies the units in order to `[B, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.units.iter().fold(x, |x, unit| {
-            let h = super::conv::apply(&unit.conv1, elu(x.clone()));
-            x + super::conv::apply(&unit.conv2, elu(h))
-        })
+        let activated = elu(x.clone());
+        self.chain(x, activated, false).0
+    }
+
+    /// [`Self::forward`] of `x` given `elu(x)` too.
+    pub(crate) fn forward_activated(&self, x: Tensor<4>, activated: Tensor<4>) -> Tensor<4> {
+        self.chain(x, activated, false).0
+    }
+
+    /// `(y, elu(y))` for `y = self.forward(x)`.
+    pub(crate) fn forward_pair(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let activated = elu(x.clone());
+        match self.chain(x, activated, true) {
+            (y, Some(activated)) => (y, activated),
+            (y, None) => (y.clone(), elu(y)),
+        }
+    }
+
+    /// The units applied to `x` with `activated = elu(x)`. Each unit's sum is activated by the
+    /// next one, so the two are [`add_elu`] (one kernel on the GPU backends); so is the last
+    /// unit's when `activate_last`, which returns `elu` of the output too.
+    fn chain(
+        &self,
+        x: Tensor<4>,
+        activated: Tensor<4>,
+        activate_last: bool,
+    ) -> (Tensor<4>, Option<Tensor<4>>) {
+        let (mut x, mut activated) = (x, activated);
+        let last = self.units.len().saturating_sub(1);
+        for (i, unit) in self.units.iter().enumerate() {
+            let h = super::conv::apply(&unit.conv1, activated);
+            let r = super::conv::apply(&unit.conv2, elu(h));
+            if i == last && !activate_last {
+                return (x + r, None);
+            }
+            (x, activated) = add_elu(x, r);
+        }
+        (x, Some(activated))
     }
 }

@@ -65,16 +65,25 @@ impl RefineBlock {
             self.adapt_convs.len(),
             "one input per refine path"
         );
-        let mut hs: Vec<Tensor<4>> = self
-            .adapt_convs
-            .iter()
-            .zip(xs)
-            .map(|(rcu, x)| rcu.forward(x))
-            .collect();
-        let h = match &self.msf {
-            Some(msf) => msf.forward(hs, size),
-            None => hs.remove(0),
+        // Every sum that an ELU follows is `add_elu` (one kernel on the GPU backends): the last
+        // one of the fusion (or of the single path's units) with the CRP's first ELU, and the
+        // CRP's last with the output units' first.
+        let activated = match &self.msf {
+            Some(msf) => {
+                let hs = self
+                    .adapt_convs
+                    .iter()
+                    .zip(xs)
+                    .map(|(rcu, x)| rcu.forward(x))
+                    .collect();
+                msf.forward_activated(hs, size)
+            }
+            None => {
+                let x = xs.into_iter().next().expect("one input per refine path");
+                self.adapt_convs[0].forward_pair(x).1
+            }
         };
-        self.output_convs.forward(self.crp.forward(h))
+        let (h, h_activated) = self.crp.forward_activated_pair(activated);
+        self.output_convs.forward_activated(h, h_activated)
     }
 }

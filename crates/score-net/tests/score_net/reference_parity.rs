@@ -48,6 +48,23 @@ fn half_precision_stays_close_to_the_reference() {
             .with_precision(FloatDType::F16)
             .expect("f16 network");
         assert_eq!(half.float_dtype(), DType::F16, "{name}");
+        // InstanceNorm++ computes in f32: its parameters stay f32 (no cast in every forward).
+        for p in [
+            &half.normalizer.alpha,
+            &half.normalizer.gamma,
+            &half.normalizer.beta,
+        ] {
+            assert_eq!(
+                p.val().dtype(),
+                DType::F32,
+                "{name}: InstanceNorm++ parameter"
+            );
+        }
+        assert_eq!(
+            half.res1[0].normalize1.gamma.val().dtype(),
+            DType::F32,
+            "{name}: a residual block's InstanceNorm++"
+        );
         let x = Tensor::<4>::from_data(read(&io, "x"), &device);
         let labels = Tensor::<1, Int>::from_data(read(&io, "labels"), &device);
         let out = half.forward(x, labels);
