@@ -1,21 +1,29 @@
-//! The QCS-SGM score's element-wise part in one CubeCL kernel (`cube` feature).
+//! The element-wise parts of the likelihood scores in CubeCL kernels (`cube` feature).
 //!
 //! As tensor operations, the pseudo-variances and
 //! [`one_sided_gradient`](crate::qcs::one_sided_gradient) (1-bit) are about 40 kernel launches per
 //! Langevin step (erfcx alone is two dozen), and [`quantized_gradient`](crate::qcs::quantized_gradient)
 //! (Q-bit bins, three regimes and a narrow-bin limit) about 130: more than any other part of the
-//! step but the network's convolutions. Here each is one kernel: every unit takes one measurement
-//! of one image, from `z = A·x` and its bin to `g`, with the same arithmetic in the same order.
-//! Only for f32 tensors of the Cube backend outside autodiff; anything else comes back as `Err`
-//! (see `qcs_cube`).
+//! step but the network's convolutions. QCS-SGM+ computes the truncated normal's mean and variance
+//! (about 300 launches) in each of its 20 EP iterations. Here each is one kernel: every unit takes
+//! one measurement of one image, from `z = A·x` (and the EP cavity) and its bin to the result,
+//! with the same arithmetic in the same order:
+//! - [`quantized_gradient`]: the QCS-SGM score's `g`, 1-bit or Q-bit;
+//! - [`ep_moments`]: EP's tilted moments (`ep::truncated_moments` of the cavity);
+//! - [`ep_gradient`]: QCS-SGM+'s `g` at the converged cavity.
+//!
+//! Only for f32 tensors of the Cube backend outside autodiff; anything else is left to the tensor
+//! operations (see `qcs_cube`).
 
 // `Err` hands the caller's own tensor back (the kernel does not apply), not an error.
 #![allow(clippy::result_large_err)]
 
 use burn::tensor::{DType, Tensor};
-use qcs_cube::{cube_primitive, cube_primitives, element_type, empty_like, from_cube, readable};
+use qcs_cube::{
+    cube_primitive, cube_primitives, element_type, empty_like, from_cube, readable, CubeTensor,
+};
 
-use kernels::score_kernel;
+use kernels::{ep_moments_kernel, ep_score_kernel, score_kernel};
 
 mod kernels {
     use cubecl::prelude::*;
@@ -90,12 +98,15 @@ mod kernels {
         value
     }
 
-    /// `first`, the mean of the standard normal restricted to the standardized bin
-    /// `[(l − z)/s, (u − z)/s)`: `normal::standardized_bin_ratios(l, u, z, s).first`, its regimes
-    /// (upper tail, lower tail, straddling bin, narrow bin) chosen per element as there.
+    /// `(first, variance)` of the standard normal restricted to the standardized bin
+    /// `[(l − z)/s, (u − z)/s)`: its mean and, `with_variance`, its variance (else 0), as
+    /// `normal::standardized_bin_ratios(l, u, z, s, with_variance)` has them (`first` and
+    /// `variance`), their regimes (upper tail, lower tail, straddling bin, narrow bin, far tail)
+    /// chosen per element as there.
     #[cube]
-    fn bin_first<F: Float>(z: F, l: F, u: F, s: F) -> F {
+    fn bin_moments<F: Float>(z: F, l: F, u: F, s: F, #[comptime] with_variance: bool) -> (F, F) {
         let frac_1_sqrt_2 = F::new(core::f32::consts::FRAC_1_SQRT_2);
+        let sqrt_2_over_pi = F::new(0.797_884_6);
         let width = F::max((u - l) / s, F::new(0.0));
         let a = (l - z) / s;
         let b = (u - z) / s;
@@ -111,20 +122,58 @@ mod kernels {
         let delta = F::max(width * (ta + width * F::new(0.5)), F::new(0.0));
         let r = F::exp(-delta);
         let denominator = erfcx::<F>(ta * frac_1_sqrt_2) - r * erfcx::<F>(tb * frac_1_sqrt_2);
-        let mut first = one_minus_exp_neg::<F>(delta) / denominator * F::new(0.797_884_6);
+        let mut first = one_minus_exp_neg::<F>(delta) / denominator * sqrt_2_over_pi;
         if lower_tail {
             first = -first;
         }
+        // Straddling regime.
+        let mass = (erf::<F>(b * frac_1_sqrt_2) - erf::<F>(a * frac_1_sqrt_2)) * F::new(0.5);
+        let (pa, pb) = (pdf::<F>(a), pdf::<F>(b));
         if straddles {
-            let mass = (erf::<F>(b * frac_1_sqrt_2) - erf::<F>(a * frac_1_sqrt_2)) * F::new(0.5);
-            first = (pdf::<F>(a) - pdf::<F>(b)) / mass;
+            first = (pa - pb) / mass;
         }
         // Uniform limit of a narrow bin.
         let reach = F::max(F::max(F::abs(a), F::abs(b)), F::new(1.0));
-        if width * reach < F::new(crate::normal::NARROW_BIN) {
-            first = a + width * F::new(0.5);
+        let narrow = width * reach < F::new(crate::normal::NARROW_BIN);
+        let centre = a + width * F::new(0.5);
+        if narrow {
+            first = centre;
         }
-        first
+
+        let mut variance = F::new(0.0);
+        if with_variance {
+            let mut second = (ta - tb * r) / denominator * sqrt_2_over_pi;
+            if straddles {
+                second = (a * pa - b * pb) / mass;
+            }
+            let uniform = width * width / F::new(12.0);
+            if narrow {
+                second = centre * centre + uniform - F::new(1.0);
+            }
+            variance = F::min(
+                F::max(second - first * first + F::new(1.0), F::new(0.0)),
+                F::new(1.0),
+            );
+            // Far tail: an exponential of rate λ = √(ta² + 6) truncated to [0, width).
+            let rate_sq = ta * ta + F::new(6.0);
+            let x = F::sqrt(rate_sq) * width;
+            let bounded = F::min(x, F::new(40.0));
+            let half = bounded * F::new(0.5);
+            let sinh = F::exp(half) - F::exp(-half);
+            let sinh2 = sinh * sinh;
+            let mut truncated = (-(bounded * bounded / sinh2) + F::new(1.0)) / rate_sq;
+            if x < F::new(0.1) {
+                truncated = uniform * (x * x / F::new(-60.0) + F::new(1.0));
+            }
+            truncated = F::max(truncated, F::new(0.0));
+            if ta > F::new(crate::normal::FAR_TAIL) && !straddles && !narrow {
+                variance = truncated;
+            }
+            if narrow {
+                variance = F::min(uniform, F::new(1.0));
+            }
+        }
+        (first, variance)
     }
 
     /// The 1-bit gradient `g = ±√(2/π)/(erfcx(t/√2)·s)` of a bin open on one side, positive for
@@ -151,7 +200,7 @@ mod kernels {
 
     /// `g[b, m]` of the QCS-SGM score for a contiguous `[B, M]` output, with
     /// `s = √max(‖a_m‖²·σ_t² + σ², MIN_VARIANCE)`: [`one_sided`] for 1-bit bins, `first/s` of
-    /// [`bin_first`] for any bin. The inputs are read through their strides (broadcast rows
+    /// [`bin_moments`] for any bin. The inputs are read through their strides (broadcast rows
     /// included); `row_norms_sq` is `[M]`.
     #[cube(launch_unchecked)]
     #[allow(clippy::too_many_arguments)]
@@ -185,8 +234,80 @@ mod kernels {
         if one_bit {
             g[i] = one_sided::<F>(zi, l, u, s);
         } else {
-            g[i] = bin_first::<F>(zi, l, u, s) / s;
+            g[i] = bin_moments::<F>(zi, l, u, s, false).0 / s;
         }
+    }
+
+    /// EP's cavity and bin at element `i` of a contiguous `[B, M]` output, `(μ, s, l, u)`: the
+    /// cavity's mean `z + h/τ` and standard deviation `1/√τ` (`τ` one per image;
+    /// `ep::EpScore::run`) and the measurement's bin `[l, u)`.
+    #[cube]
+    #[allow(clippy::too_many_arguments)]
+    fn cavity<F: Float>(
+        z: &Tensor<F>,
+        h: &Tensor<F>,
+        tau: &Tensor<F>,
+        lower: &Tensor<F>,
+        upper: &Tensor<F>,
+        i: usize,
+        measurements: usize,
+    ) -> (F, F, F, F) {
+        let image = i / measurements;
+        let m = i % measurements;
+        let t = tau[image * tau.stride(0)];
+        let mean =
+            z[image * z.stride(0) + m * z.stride(1)] + h[image * h.stride(0) + m * h.stride(1)] / t;
+        let l = lower[image * lower.stride(0) + m * lower.stride(1)];
+        let u = upper[image * upper.stride(0) + m * upper.stride(1)];
+        (mean, F::new(1.0) / F::sqrt(t), l, u)
+    }
+
+    /// EP's tilted moments for a contiguous `[B, M]` output: with the [`cavity`] `N(μ, s²)` and
+    /// its bin `[l, u)`, `post_mean = μ + first·s` and `post_var = variance·s²`
+    /// (`ep::truncated_moments`).
+    #[cube(launch_unchecked)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn ep_moments_kernel<F: Float>(
+        z: &Tensor<F>,
+        h: &Tensor<F>,
+        tau: &Tensor<F>,
+        lower: &Tensor<F>,
+        upper: &Tensor<F>,
+        post_mean: &mut Tensor<F>,
+        post_var: &mut Tensor<F>,
+        measurements: usize,
+        #[define(F)] _dtype: ElemType,
+    ) {
+        let i = ABSOLUTE_POS;
+        if i >= post_mean.len() {
+            terminate!();
+        }
+        let (mean, s, l, u) = cavity::<F>(z, h, tau, lower, upper, i, measurements);
+        let (first, variance) = bin_moments::<F>(mean, l, u, s, true);
+        post_var[i] = variance * (s * s);
+        post_mean[i] = mean + first * s;
+    }
+
+    /// QCS-SGM+'s gradient `g = first/s` at the [`cavity`] `N(μ, s²)` for a contiguous `[B, M]`
+    /// output (`ep::EpScore::score`).
+    #[cube(launch_unchecked)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn ep_score_kernel<F: Float>(
+        z: &Tensor<F>,
+        h: &Tensor<F>,
+        tau: &Tensor<F>,
+        lower: &Tensor<F>,
+        upper: &Tensor<F>,
+        g: &mut Tensor<F>,
+        measurements: usize,
+        #[define(F)] _dtype: ElemType,
+    ) {
+        let i = ABSOLUTE_POS;
+        if i >= g.len() {
+            terminate!();
+        }
+        let (mean, s, l, u) = cavity::<F>(z, h, tau, lower, upper, i, measurements);
+        g[i] = bin_moments::<F>(mean, l, u, s, false).0 / s;
     }
 }
 
@@ -248,6 +369,99 @@ pub(crate) fn quantized_gradient(
         );
     }
     Ok(from_cube(g))
+}
+
+/// The f32 Cube primitives of EP's inputs (`z`, `h`, `lower`, `upper` `[B, M]`, `tau` `[B, 1]`),
+/// or `None` where the kernels do not apply.
+fn ep_inputs(
+    z: Tensor<2>,
+    h: Tensor<2>,
+    tau: Tensor<2>,
+    lower: Tensor<2>,
+    upper: Tensor<2>,
+) -> Option<[CubeTensor; 5]> {
+    let [batch, measurements] = z.dims();
+    let shapes_agree = [&h, &lower, &upper]
+        .iter()
+        .all(|t| t.dims() == [batch, measurements])
+        && tau.dims() == [batch, 1];
+    let inputs = cube_primitives([z, h, tau, lower, upper]).ok()?;
+    (shapes_agree && inputs.iter().all(|t| readable(t) && t.dtype == DType::F32)).then_some(inputs)
+}
+
+/// EP's tilted moments `(post_mean, post_var)` of the cavity `N(z + h/τ, 1/τ)` in the bins
+/// `[lower, upper)` (`ep::truncated_moments` with the cavity's mean and deviation) in one kernel,
+/// or `None` where it does not apply (not f32 tensors of the Cube backend outside autodiff, or
+/// shapes that disagree: the caller keeps its own tensors for the tensor operations).
+pub(crate) fn ep_moments(
+    z: Tensor<2>,
+    h: Tensor<2>,
+    tau: Tensor<2>,
+    lower: Tensor<2>,
+    upper: Tensor<2>,
+) -> Option<(Tensor<2>, Tensor<2>)> {
+    let [batch, measurements] = z.dims();
+    let [z, h, tau, lower, upper] = ep_inputs(z, h, tau, lower, upper)?;
+    let post_mean = empty_like(&z, &[batch, measurements], DType::F32);
+    let post_var = empty_like(&z, &[batch, measurements], DType::F32);
+    let (count, dim) = qcs_cube::launch_dims(&post_mean);
+    let client = z.client.clone();
+    let dtype = element_type(&z);
+    // SAFETY: every input is read at `b·stride(0) + m·stride(1)` (`tau` at `b·stride(0)`) with
+    // `b < B` and `m < M`, inside its buffer; the outputs are new contiguous `[B, M]` tensors and
+    // no unit writes past them.
+    unsafe {
+        ep_moments_kernel::launch_unchecked(
+            &client,
+            count,
+            dim,
+            z.into_tensor_arg(),
+            h.into_tensor_arg(),
+            tau.into_tensor_arg(),
+            lower.into_tensor_arg(),
+            upper.into_tensor_arg(),
+            post_mean.clone().into_tensor_arg(),
+            post_var.clone().into_tensor_arg(),
+            measurements,
+            dtype,
+        );
+    }
+    Some((from_cube(post_mean), from_cube(post_var)))
+}
+
+/// QCS-SGM+'s gradient at the cavity `N(z + h/τ, 1/τ)`: [`crate::qcs::quantized_gradient`] of
+/// the cavity's mean and deviation, in one kernel; `None` where it does not apply (as for
+/// [`ep_moments`]).
+pub(crate) fn ep_gradient(
+    z: Tensor<2>,
+    h: Tensor<2>,
+    tau: Tensor<2>,
+    lower: Tensor<2>,
+    upper: Tensor<2>,
+) -> Option<Tensor<2>> {
+    let [batch, measurements] = z.dims();
+    let [z, h, tau, lower, upper] = ep_inputs(z, h, tau, lower, upper)?;
+    let g = empty_like(&z, &[batch, measurements], DType::F32);
+    let (count, dim) = qcs_cube::launch_dims(&g);
+    let client = z.client.clone();
+    let dtype = element_type(&z);
+    // SAFETY: as in `ep_moments`, with the one output.
+    unsafe {
+        ep_score_kernel::launch_unchecked(
+            &client,
+            count,
+            dim,
+            z.into_tensor_arg(),
+            h.into_tensor_arg(),
+            tau.into_tensor_arg(),
+            lower.into_tensor_arg(),
+            upper.into_tensor_arg(),
+            g.clone().into_tensor_arg(),
+            measurements,
+            dtype,
+        );
+    }
+    Some(from_cube(g))
 }
 
 #[cfg(test)]
@@ -343,43 +557,66 @@ mod tests {
         }
     }
 
+    /// Bins of a 2-bit quantizer (outer ones open), a narrow bin and a bin far from zero, each
+    /// against z from inside it to far outside it on both sides, `[10, 7]`: every regime of the
+    /// bins (upper and lower tail, straddling, narrow, far tail) and erf's both branches. Column
+    /// [`NARROW`] holds the narrow bin.
+    fn bin_grid(device: &Device) -> (Tensor<2>, Tensor<2>, Tensor<2>) {
+        let bins: [(f32, f32); 7] = [
+            (-EDGE_LIMIT, -1.0),
+            (-1.0, 0.0),
+            (0.0, 1.0),
+            (1.0, EDGE_LIMIT),
+            (0.25, 0.250_01),
+            (-3.0, 2.5),
+            (40.0, 41.0),
+        ];
+        let offsets = [-60.0f32, -7.0, -1.3, -0.4, 0.0, 0.2, 0.9, 3.0, 11.0, 55.0];
+        let (b, m) = (offsets.len(), bins.len());
+        let mut z = Vec::new();
+        let (mut lower, mut upper) = (Vec::new(), Vec::new());
+        for offset in offsets {
+            for (l, u) in bins {
+                let centre = if l <= -EDGE_LIMIT {
+                    u
+                } else if u >= EDGE_LIMIT {
+                    l
+                } else {
+                    (l + u) / 2.0
+                };
+                z.push(centre + offset);
+                lower.push(l);
+                upper.push(u);
+            }
+        }
+        (
+            tensor2(z, [b, m], device),
+            tensor2(lower, [b, m], device),
+            tensor2(upper, [b, m], device),
+        )
+    }
+
+    /// The narrow bin's column in [`bin_grid`]. Seen from afar it is the tail regime's
+    /// cancellation erfcx(a') − r·erfcx(b') with r = e^(−δ), δ ~ 1e-3: a rounding difference of
+    /// 1e-7 (an FMA, an exp) grows to 1e-4 there, the accuracy the operations have against f64
+    /// for such bins (tests/likelihood/stability.rs).
+    const NARROW: usize = 4;
+
+    /// Relative tolerance of `first` between the kernels and the operations in column `j`.
+    fn first_tolerance(j: usize) -> f32 {
+        if j == NARROW {
+            2e-4
+        } else {
+            2e-5
+        }
+    }
+
     #[test]
     fn fused_bin_score_matches_the_tensor_operations() {
         for device in qcs_testkit::wgpu_devices() {
-            // Bins of a 2-bit quantizer (outer ones open), a narrow bin, a bin far from zero, each
-            // against z from inside it to far outside it on both sides: every regime (upper and
-            // lower tail, straddling, narrow) and erf's both branches.
-            let bins: [(f32, f32); 7] = [
-                (-EDGE_LIMIT, -1.0),
-                (-1.0, 0.0),
-                (0.0, 1.0),
-                (1.0, EDGE_LIMIT),
-                (0.25, 0.250_01),
-                (-3.0, 2.5),
-                (40.0, 41.0),
-            ];
-            let offsets = [-60.0f32, -7.0, -1.3, -0.4, 0.0, 0.2, 0.9, 3.0, 11.0, 55.0];
-            let (b, m) = (offsets.len(), bins.len());
-            let mut z = Vec::new();
-            let (mut lower, mut upper) = (Vec::new(), Vec::new());
-            for offset in offsets {
-                for (l, u) in bins {
-                    let centre = if l <= -EDGE_LIMIT {
-                        u
-                    } else if u >= EDGE_LIMIT {
-                        l
-                    } else {
-                        (l + u) / 2.0
-                    };
-                    z.push(centre + offset);
-                    lower.push(l);
-                    upper.push(u);
-                }
-            }
+            let (z, lower, upper) = bin_grid(&device);
+            let m = z.dims()[1];
             let norms: Vec<f32> = (0..m).map(|j| 0.3 + j as f32 * 0.25).collect();
-            let z = tensor2(z, [b, m], &device);
-            let lower = tensor2(lower, [b, m], &device);
-            let upper = tensor2(upper, [b, m], &device);
             let norms = Tensor::<1>::from_data(TensorData::new(norms, [m]), &device);
             for (sigma_t, noise_std) in [(2.0, 0.1), (0.05, 0.1), (0.0, 1e-3), (0.0, 0.0)] {
                 let std = stds(norms.clone(), sigma_t, noise_std);
@@ -401,17 +638,106 @@ mod tests {
                     want.try_to_vec::<f32>().unwrap(),
                 );
                 for (k, (g, w)) in got.iter().zip(&want).enumerate() {
-                    // The narrow bin seen from afar is the tail regime's cancellation
-                    // erfcx(a') − r·erfcx(b') with r = e^(−δ), δ ~ 1e-3: a rounding difference of
-                    // 1e-7 (an FMA, an exp) grows to 1e-4 there, the accuracy the operations have
-                    // against f64 for such bins (tests/likelihood/stability.rs).
-                    let tolerance = if k % m == 4 { 2e-4 } else { 2e-5 };
+                    let tolerance = first_tolerance(k % m);
                     assert!(
                         w.is_finite() && (g - w).abs() <= tolerance * w.abs() + 1e-30,
                         "σ_t = {sigma_t}, σ = {noise_std}, measurement {k}: fused {g}, \
                          operations {w}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn fused_ep_moments_and_gradient_match_the_tensor_operations() {
+        for device in qcs_testkit::wgpu_devices() {
+            let (z, lower, upper) = bin_grid(&device);
+            let [b, m] = z.dims();
+            // Cavity precisions from 1e-5 to 1e4 (deviations from 316 to 0.01), one per image,
+            // and cavity shifts h/τ of a few units either way.
+            let tau: Vec<f32> = (0..b).map(|i| 10f32.powi(i as i32 - 5)).collect();
+            let h: Vec<f32> = (0..b * m)
+                .map(|k| tau[k / m] * 0.25 * ((k % m) as f32 - 3.0))
+                .collect();
+            let h = tensor2(h, [b, m], &device);
+            let tau = tensor2(tau, [b, 1], &device);
+
+            let mean = z.clone() + h.clone() / tau.clone();
+            let std = tau.clone().sqrt().recip();
+            let (want_mean, want_var) = crate::ep::truncated_moments(
+                mean.clone(),
+                std.clone(),
+                lower.clone(),
+                upper.clone(),
+            );
+            let want_g = crate::qcs::quantized_gradient(
+                mean.clone(),
+                lower.clone(),
+                upper.clone(),
+                std.clone(),
+            );
+            let (got_mean, got_var) = ep_moments(
+                z.clone(),
+                h.clone(),
+                tau.clone(),
+                lower.clone(),
+                upper.clone(),
+            )
+            .expect("the kernel must apply");
+            let (lower_copy, upper_copy) = (lower.clone(), upper.clone());
+            let got_g = ep_gradient(z, h, tau, lower, upper).expect("the kernel must apply");
+
+            let host = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
+            let (edges_l, edges_u) = (host(lower_copy), host(upper_copy));
+            let (mean, std) = (host(mean), host(std));
+            let (want_mean, want_var, want_g) = (host(want_mean), host(want_var), host(want_g));
+            let (got_mean, got_var, got_g) = (host(got_mean), host(got_var), host(got_g));
+            for k in 0..b * m {
+                let s = std[k / m];
+                let first = (want_mean[k] - mean[k]) / s;
+                // A bin narrow against the cavity's deviation is a difference of nearly equal
+                // terms, whose rounding grows as its relative size shrinks: Φ(b) − Φ(a) ~ w for a
+                // bin around the mean, erfcx(a') − e^(−δ)·erfcx(b') ~ δ = w·(t + w/2) for one at
+                // a distance t (w and t in deviations).
+                let (l, u) = (edges_l[k], edges_u[k]);
+                let width = ((u - l) / s).min(1e6);
+                let distance = ((l - mean[k]).max(mean[k] - u) / s).max(0.0);
+                let gap = if distance > 0.0 {
+                    width * (distance + width / 2.0)
+                } else {
+                    width
+                };
+                let tolerance = (2e-5 + 5e-7 / gap.min(1.0)).min(1e-2);
+                let at = format!("image {}, bin {}", k / m, k % m);
+                assert!(
+                    (got_mean[k] - want_mean[k]).abs()
+                        <= 1e-6 * mean[k].abs() + tolerance * (first.abs() + 1.0) * s,
+                    "{at}: mean {} against {}",
+                    got_mean[k],
+                    want_mean[k]
+                );
+                // Up to 10 deviations out, 1 + second − first² cancels as the bin recedes (both
+                // terms grow as the distance squared): the operations' own rounding is
+                // 1e-7·(1 + first²). Beyond, both take the far tail's closed form.
+                let var_tolerance = if distance > 10.5 {
+                    1e-4 * want_var[k]
+                } else {
+                    (2e-6 * (1.0 + first * first) + tolerance) * s * s
+                };
+                assert!(
+                    want_var[k].is_finite()
+                        && (got_var[k] - want_var[k]).abs() <= var_tolerance + 1e-30,
+                    "{at}: variance {} against {}",
+                    got_var[k],
+                    want_var[k]
+                );
+                assert!(
+                    (got_g[k] - want_g[k]).abs() <= tolerance * want_g[k].abs() + 1e-30,
+                    "{at}: gradient {} against {}",
+                    got_g[k],
+                    want_g[k]
+                );
             }
         }
     }
@@ -424,6 +750,9 @@ mod tests {
             for one_bit in [true, false] {
                 assert!(quantized_gradient(t(), t(), t(), norms(), 1.0, 0.1, one_bit).is_err());
             }
+            let tau = || Tensor::<2>::ones([2, 1], &device);
+            assert!(ep_moments(t(), t(), tau(), t(), t()).is_none());
+            assert!(ep_gradient(t(), t(), tau(), t(), t()).is_none());
         }
         for device in qcs_testkit::wgpu_devices() {
             let t = || Tensor::<2>::ones([2, 3], &device);

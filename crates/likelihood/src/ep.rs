@@ -154,7 +154,7 @@ struct Cavity {
 }
 
 /// Mean and variance of N(mean, std²) restricted to [lower, upper), element-wise.
-fn truncated_moments(
+pub(crate) fn truncated_moments(
     mean: Tensor<2>,
     std: Tensor<2>,
     lower: Tensor<2>,
@@ -164,6 +164,55 @@ fn truncated_moments(
     let factor = ratios.variance.unwrap_or_else(|| ratios.first.zeros_like());
     let variance = factor * std.clone().powi_scalar(2);
     (mean + ratios.first * std, variance)
+}
+
+/// [`truncated_moments`] of the cavity N(b + h/τ, 1/τ) (`h`: [B, M], `τ`: [B, 1]) in each measurement's bin: in one
+/// fused kernel on a GPU backend outside autodiff (the `cube` feature), as tensor operations otherwise.
+fn tilted_moments(
+    b: Tensor<2>,
+    h: Tensor<2>,
+    tau: Tensor<2>,
+    observation: &Observation,
+) -> (Tensor<2>, Tensor<2>) {
+    #[cfg(feature = "cube")]
+    if let Some(moments) = crate::cube::ep_moments(
+        b.clone(),
+        h.clone(),
+        tau.clone(),
+        observation.lower.clone(),
+        observation.upper.clone(),
+    ) {
+        return moments;
+    }
+    let std = tau.clone().sqrt().recip();
+    truncated_moments(
+        b + h / tau,
+        std,
+        observation.lower.clone(),
+        observation.upper.clone(),
+    )
+}
+
+/// The QCS-SGM+ gradient: [`quantized_gradient`] at the converged cavity N(b + h/τ, 1/τ); in one fused kernel on a
+/// GPU backend outside autodiff (the `cube` feature), as tensor operations otherwise.
+fn cavity_gradient(b: Tensor<2>, cavity: Cavity, observation: &Observation) -> Tensor<2> {
+    #[cfg(feature = "cube")]
+    if let Some(g) = crate::cube::ep_gradient(
+        b.clone(),
+        cavity.h.clone(),
+        cavity.tau.clone(),
+        observation.lower.clone(),
+        observation.upper.clone(),
+    ) {
+        return g;
+    }
+    let std = cavity.tau.clone().sqrt().recip();
+    quantized_gradient(
+        b + cavity.h / cavity.tau,
+        observation.lower.clone(),
+        observation.upper.clone(),
+        std,
+    )
 }
 
 impl EpScore {
@@ -177,13 +226,8 @@ impl EpScore {
         let mut done: Tensor<2, Bool> = Tensor::<2>::zeros([batch, 1], &device).greater_elem(0.0);
         for iteration in 0..cfg.iterations {
             // 1. Quantizer factor: moments of b + v constrained to the bin, under the cavity.
-            let std = tau_f.clone().sqrt().recip();
-            let (post_mean, post_var) = truncated_moments(
-                b.clone() + h_f.clone() / tau_f.clone(),
-                std,
-                observation.lower.clone(),
-                observation.upper.clone(),
-            );
+            let (post_mean, post_var) =
+                tilted_moments(b.clone(), h_f.clone(), tau_f.clone(), observation);
             let m_a = post_mean - b.clone();
             let positive = post_var.clone().greater_elem(0.0).float();
             let chi_a = ((post_var * positive.clone()).sum_dim(1)
@@ -253,13 +297,7 @@ impl LikelihoodScore for EpScore {
             ObservationKind::Linear => factor.weigh(observation.y.clone() - b),
             ObservationKind::Quantized => {
                 let cavity = self.run(b.clone(), observation, &factor);
-                let std = cavity.tau.clone().sqrt().recip();
-                quantized_gradient(
-                    b + cavity.h / cavity.tau,
-                    observation.lower.clone(),
-                    observation.upper.clone(),
-                    std,
-                )
+                cavity_gradient(b, cavity, observation)
             }
         };
         Ok(operator.adjoint(g).reshape(dims))

@@ -118,7 +118,7 @@ pub struct BinRatios<const D: usize> {
 pub(crate) const NARROW_BIN: f32 = 1e-3;
 
 /// Standard deviations into a tail beyond which the variance takes its asymptote (see [`BinRatios`]).
-const FAR_TAIL: f32 = 10.0;
+pub(crate) const FAR_TAIL: f32 = 10.0;
 
 /// See [`BinRatios`]. The bin's width is taken as `b − a`; where a and b come from a bin [l, u) seen from a
 /// distant centre, [`standardized_bin_ratios`] keeps the width that rounding a and b would lose.
