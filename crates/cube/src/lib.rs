@@ -22,7 +22,7 @@ use burn_cubecl::ops::numeric::empty_device_dtype;
 pub use burn_cubecl::tensor::CubeTensor;
 use cubecl::calculate_cube_count_elemwise;
 use cubecl::ir::ElemType;
-use cubecl::prelude::{CubeCount, CubeDim};
+use cubecl::prelude::{CubeCount, CubeDim, TensorArg};
 
 /// The tensor's Cube primitive when autodiff does not track it; the tensor back otherwise.
 pub fn cube_primitive<const D: usize>(x: Tensor<D>) -> Result<CubeTensor, Tensor<D>> {
@@ -92,6 +92,16 @@ pub fn output_like(t: &CubeTensor) -> (CubeTensor, bool) {
         return (t.clone(), true);
     }
     (empty_with_layout(t), false)
+}
+
+/// The kernel argument for an output from [`output_like`]: the kernel's input `input_pos` itself
+/// when `in_place`, else the new buffer.
+pub fn output_arg(out: &CubeTensor, in_place: bool, input_pos: usize) -> TensorArg {
+    if in_place {
+        out.as_tensor_alias(input_pos)
+    } else {
+        out.clone().into_tensor_arg()
+    }
 }
 
 /// A new buffer with `t`'s shape, strides and element type.

@@ -28,7 +28,7 @@ use burn::tensor::{DType, Tensor};
 use cubecl::prelude::{CubeCount, CubeDim};
 use qcs_cube::{
     cube_primitive, cube_primitives, element_type, empty_like, empty_with_layout, from_cube,
-    into_contiguous, launch_dims, output_like, walkable,
+    into_contiguous, launch_dims, output_arg, output_like, walkable,
 };
 
 use kernels::{
@@ -283,11 +283,7 @@ pub(crate) fn elu<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>, Tensor<D>> 
     // touches no position past the output's length.
     unsafe {
         let input = t.into_tensor_arg();
-        let output = if in_place {
-            out.as_tensor_alias(0)
-        } else {
-            out.clone().into_tensor_arg()
-        };
+        let output = output_arg(&out, in_place, 0);
         elu_kernel::launch_unchecked(&client, count, dim, input, output, dtype);
     }
     Ok(from_cube(out))
@@ -324,11 +320,7 @@ pub(crate) fn add_elu(
     // and each unit's coordinates are below the shape that `b` shares, read through `b`'s own
     // strides; no unit touches a position past that.
     unsafe {
-        let sum_arg = if in_place {
-            sum.as_tensor_alias(0)
-        } else {
-            sum.clone().into_tensor_arg()
-        };
+        let sum_arg = output_arg(&sum, in_place, 0);
         add_elu_kernel::launch_unchecked(
             &client,
             count,
@@ -427,11 +419,7 @@ pub(crate) fn instance_norm_elu(
             epsilon as f32,
             accumulate,
         );
-        let output = if in_place {
-            out.as_tensor_alias(0)
-        } else {
-            out.clone().into_tensor_arg()
-        };
+        let output = output_arg(&out, in_place, 0);
         affine_elu_kernel::launch_unchecked(
             &client,
             count,

@@ -30,6 +30,8 @@ pub struct DctOperator {
     /// √(N/M).
     scale: f32,
     gram: GramSpectrum,
+    /// ‖a_m‖² = N/M for every row, shape [M]: made once, read at every sampler step.
+    row_norms: Tensor<1>,
 }
 
 /// The orthonormal DCT-II matrix of size n: C_kj = α_k·cos(π(2j+1)k/(2n)), α_0 = √(1/n), α_k = √(2/n).
@@ -121,6 +123,7 @@ impl DctOperator {
                 value: ratio,
                 size: m,
             },
+            row_norms: Tensor::full([m], ratio, device),
         }
     }
 }
@@ -145,11 +148,7 @@ impl Operator for DctOperator {
     }
 
     fn row_norms_sq(&self) -> Tensor<1> {
-        Tensor::full(
-            [self.rows()],
-            self.cols() as f32 / self.rows() as f32,
-            &self.device,
-        )
+        self.row_norms.clone()
     }
 
     fn gram(&self) -> Result<&GramSpectrum> {

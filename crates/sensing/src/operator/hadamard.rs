@@ -34,6 +34,8 @@ pub struct HadamardOperator {
     /// √(N/M).
     scale: f32,
     gram: GramSpectrum,
+    /// ‖a_m‖² = N/M for every row, shape [M]: made once, read at every sampler step.
+    row_norms: Tensor<1>,
 }
 
 /// The power-of-two blocks that tile 0..n, largest first.
@@ -91,6 +93,7 @@ impl HadamardOperator {
                 value: ratio,
                 size: m,
             },
+            row_norms: Tensor::full([m], ratio, device),
         }
     }
 
@@ -129,11 +132,7 @@ impl Operator for HadamardOperator {
     }
 
     fn row_norms_sq(&self) -> Tensor<1> {
-        Tensor::full(
-            [self.rows()],
-            self.cols() as f32 / self.rows() as f32,
-            &self.device,
-        )
+        self.row_norms.clone()
     }
 
     fn gram(&self) -> Result<&GramSpectrum> {
