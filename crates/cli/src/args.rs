@@ -218,6 +218,8 @@ pub struct TrainArgs {
     pub resume: bool,
     /// Start a new run from these weights (SafeTensors with the reference names, e.g. a shipped
     /// model or a run's ema.safetensors) instead of random ones; the optimizer starts afresh.
+    /// Weights of a smaller ngf that divides the run's (--ngf) are widened first, keeping their
+    /// scores, so a wider network starts where a narrower one's training ended.
     #[arg(long)]
     pub init: Option<PathBuf>,
     /// Seed of the run's batches, noise and levels (config: training.seed); a run started with

@@ -26,7 +26,10 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    /// Weights (safetensors with the reference names), relative to the working directory.
+    /// Weights (safetensors with the reference names). A relative path is taken from the working
+    /// directory or, where nothing is there, from the config file's folder or the nearest folder
+    /// above it that holds it (so `--config /opt/qcs/configs/mnist.toml` finds
+    /// `/opt/qcs/assets/models/…` from anywhere).
     pub path: PathBuf,
     /// Base channel count.
     pub ngf: usize,
@@ -163,7 +166,9 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
-        Self::from_toml(&text, path)
+        let mut config = Self::from_toml(&text, path)?;
+        config.model.path = resolve_beside(&config.model.path, path);
+        Ok(config)
     }
 
     /// Parses and checks a configuration's text; `origin` names it in errors.
@@ -187,6 +192,23 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `file` as given where it exists or is absolute; otherwise the first of `config`'s folder and the
+/// folders above it that holds it, or `file` as given where none does (its error names it then).
+fn resolve_beside(file: &Path, config: &Path) -> PathBuf {
+    if file.is_absolute() || file.exists() {
+        return file.to_path_buf();
+    }
+    let folder = std::path::absolute(config)
+        .ok()
+        .and_then(|c| c.parent().map(Path::to_path_buf));
+    folder
+        .iter()
+        .flat_map(|f| f.ancestors())
+        .map(|dir| dir.join(file))
+        .find(|candidate| candidate.exists())
+        .unwrap_or_else(|| file.to_path_buf())
 }
 
 /// Rejects sampler settings no run can use, naming the config key and the flag that set it.
@@ -258,6 +280,29 @@ mod tests {
             "expected the dataset configs in {}",
             dir.display()
         );
+    }
+
+    #[test]
+    fn a_model_path_is_found_beside_the_config_from_another_working_directory() {
+        // Tests run in crates/cli, where `assets/models/mnist.safetensors` is not: the config's
+        // folder's parent (the repository) holds it.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        assert!(!Path::new("assets/models/mnist.safetensors").exists());
+        let config = Config::load(&root.join("configs/mnist.toml")).unwrap();
+        assert!(config.model.path.is_absolute(), "{:?}", config.model.path);
+        assert_eq!(
+            std::fs::read(&config.model.path).unwrap(),
+            std::fs::read(root.join("assets/models/mnist.safetensors")).unwrap()
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(root.join("configs/mnist.toml"))
+            .unwrap()
+            .replace("assets/models/mnist.safetensors", "nowhere/net.safetensors");
+        let config_path = dir.path().join("c.toml");
+        std::fs::write(&config_path, text).unwrap();
+        let config = Config::load(&config_path).unwrap();
+        assert_eq!(config.model.path, Path::new("nowhere/net.safetensors"));
     }
 
     /// Replays the checked-in fuzz corpus `fuzz/corpus/config_toml`: every input parses or is refused with

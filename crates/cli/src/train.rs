@@ -122,6 +122,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     );
     if let Some(init) = &args.init {
         eprintln!("starting from the weights in {}", init.display());
+        match qcs_score_net::stored_ngf(init) {
+            Ok(Some(ngf)) if ngf != m.ngf => eprintln!(
+                "widening them from ngf {ngf} to ngf {} (the same scores; the copies of each \
+                 channel share its input weights unequally, drawn from the seed)",
+                m.ngf
+            ),
+            _ => {}
+        }
     }
     let outcome = if args.resume {
         resume(&args.out, &data, &device, args.steps, progress, &stop)

@@ -103,6 +103,15 @@ pub enum ScoreNetError {
         found: f32,
     },
 
+    /// A network cannot be widened to a width that is not a multiple of its own.
+    #[error("a network of ngf {from} cannot be widened to ngf {to}: the new ngf must be a multiple of the old")]
+    CannotWiden {
+        /// The network's ngf.
+        from: usize,
+        /// The requested ngf.
+        to: usize,
+    },
+
     /// The training dataset holds no image.
     #[error("the training dataset is empty")]
     EmptyDataset,

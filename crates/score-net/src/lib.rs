@@ -32,6 +32,7 @@ mod ncsnv2;
 mod permissions;
 pub mod train;
 mod weights;
+mod widen;
 
 pub use blocks::conv::{
     conv2d_gemm, conv_algorithm, set_conv_algorithm, ConvAlgorithm, GEMM_MIN_MACS,
@@ -40,5 +41,6 @@ pub use error::ScoreNetError;
 pub use ncsnv2::{Architecture, NcsnV2, NcsnV2Config};
 pub use weights::{
     load_burnpack, load_burnpack_bytes, load_safetensors, load_safetensors_bytes, save_burnpack,
-    save_safetensors, Precision,
+    save_safetensors, stored_ngf, Precision,
 };
+pub use widen::widen;

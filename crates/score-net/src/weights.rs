@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use burn::store::{
     ApplyError, ApplyResult, BurnpackStore, FloatCastAdapter, KeyRemapper, ModuleSnapshot,
-    SafetensorsStore,
+    ModuleStore, SafetensorsStore,
 };
 use burn::tensor::{DType, Device};
 
@@ -141,8 +141,21 @@ pub fn save_burnpack(
     make_readable(path)
 }
 
+/// The ngf of the network in a SafeTensors file (the output channels of `begin_conv.weight`), if
+/// the file names that tensor; `None` leaves the reporting of a file without it to the load.
+pub fn stored_ngf(path: &Path) -> Result<Option<usize>, ScoreNetError> {
+    let mut store = SafetensorsStore::from_file(path);
+    let tensor = store
+        .get_tensor("begin_conv.weight")
+        .map_err(|e| ScoreNetError::Unreadable {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    Ok(tensor.and_then(|t| t.shape.as_slice().first().copied()))
+}
+
 /// Initializes the network and applies `store` to it, turning every problem into a typed error.
-fn load<S: burn::store::ModuleStore>(
+fn load<S: ModuleStore>(
     config: &NcsnV2Config,
     device: &Device,
     path: &Path,
@@ -257,7 +270,6 @@ fn unwritable(path: &Path, reason: impl Display) -> ScoreNetError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::store::ModuleStore;
     use burn::tensor::{Int, Tensor, TensorData};
 
     const MNIST_WEIGHTS: &str = concat!(

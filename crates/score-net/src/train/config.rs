@@ -59,8 +59,10 @@ pub struct TrainConfig {
     #[config(default = 0)]
     pub seed: u64,
     /// SafeTensors weights (reference names, any float dtype) to start from instead of random
-    /// weights: fine-tuning, or continuing a run whose checkpoints are gone. The EMA starts from
-    /// them too; Adam starts afresh. Read only when a run starts, kept for the record.
+    /// weights: fine-tuning, continuing a run whose checkpoints are gone, or growing a network
+    /// (weights of a smaller ngf that divides the model's are widened first, computing the same
+    /// scores: [`crate::widen`]). The EMA starts from them too; Adam starts afresh. Read only when
+    /// a run starts, kept for the record.
     pub init: Option<String>,
 }
 

@@ -17,8 +17,9 @@ use super::ema::ema_update;
 use super::log::LossLog;
 use super::loss::dsm_loss;
 use crate::error::ScoreNetError;
-use crate::ncsnv2::NcsnV2;
-use crate::weights::{load_safetensors, save_safetensors};
+use crate::ncsnv2::{NcsnV2, NcsnV2Config};
+use crate::weights::{load_safetensors, save_safetensors, stored_ngf};
+use crate::widen::widen;
 
 /// Name of the EMA weights, with the reference names (see [`save_safetensors`]), rewritten
 /// (atomically) with every checkpoint and at the end of a run: while a run goes on, they are
@@ -55,8 +56,10 @@ pub struct TrainOutcome {
 }
 
 /// Trains a network by denoising score matching on `data`, from random weights or from
-/// `config.init`'s (which must be made for the run's network and noise schedule), in the run folder
-/// `run_dir` (created if needed; it must not hold a run already).
+/// `config.init`'s (which must be made for the run's noise schedule, and for the run's network or a
+/// narrower one whose ngf divides the run's: that one is widened without changing its scores,
+/// [`crate::widen`], with shares drawn from `config.seed`), in the run folder `run_dir` (created if
+/// needed; it must not hold a run already).
 ///
 /// Runs until `config.steps` steps are done or `stop` is set (checked before every step), then
 /// writes a checkpoint and [`EMA_WEIGHTS`] (both also every `checkpoint_every` steps on the
@@ -112,7 +115,17 @@ fn initial_weights(
     path: &Path,
     device: &Device,
 ) -> Result<NcsnV2, ScoreNetError> {
-    let mut model = load_safetensors(&config.model, path, device)?;
+    let mut model = match stored_ngf(path)? {
+        Some(ngf) if ngf != config.model.ngf => {
+            let narrow = NcsnV2Config {
+                ngf,
+                ..config.model.clone()
+            };
+            let model = load_safetensors(&narrow, path, device)?;
+            widen(&model, &narrow, config.model.ngf, config.seed)?
+        }
+        _ => load_safetensors(&config.model, path, device)?,
+    };
     let found = model
         .sigmas()
         .into_data()

@@ -4,7 +4,7 @@ use std::sync::atomic::AtomicBool;
 
 use burn::module::Module;
 use burn::store::ModuleRecord;
-use burn::tensor::Device;
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use qcs_data::{Dataset, ImageSpec};
 use qcs_score_net::train::{train, TrainConfig};
 use qcs_score_net::{load_safetensors, save_safetensors, NcsnV2, NcsnV2Config, ScoreNetError};
@@ -119,16 +119,62 @@ fn weights_for_another_schedule_or_network_are_refused() {
     );
     assert!(error.to_string().contains("init.safetensors"), "{error}");
 
-    let mut wider = config(1, &path);
-    wider.model.ngf = 8;
-    let error = refused(&wider, "another width");
-    assert!(matches!(error, ScoreNetError::WrongShape { .. }), "{error}");
+    for (ngf, run) in [(6, "not a multiple"), (2, "narrower")] {
+        let mut other_width = config(1, &path);
+        other_width.model.ngf = ngf;
+        let error = refused(&other_width, run);
+        assert!(
+            matches!(error, ScoreNetError::CannotWiden { from: 4, to } if to == ngf),
+            "{error}"
+        );
+    }
 
     let error = refused(
         &config(1, &dir.path().join("missing.safetensors")),
         "no such file",
     );
     assert!(error.to_string().contains("missing.safetensors"), "{error}");
+}
+
+#[test]
+fn a_wider_run_starts_from_the_narrow_weights_widened() {
+    let device = Device::flex();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (path, narrow) = saved_weights(dir.path(), &device);
+    let mut wider = config(1, &path);
+    wider.model.ngf = 8;
+    // Stopped before its first step, the run writes its starting network as the EMA weights.
+    let stop = AtomicBool::new(true);
+    let run = dir.path().join("run");
+    let outcome =
+        train(&wider, &checkers(), &run, &device, |_| {}, &stop).expect("a widening start");
+    assert_eq!((outcome.step, outcome.stopped), (0, true));
+    let wide = load_safetensors(&wider.model, &outcome.ema_weights, &device).expect("ngf 8");
+    let x = Tensor::<4>::from_data(
+        TensorData::new(
+            (0..2 * SIDE * SIDE)
+                .map(|k| 0.5 + 0.5 * (0.61 * k as f32).cos())
+                .collect::<Vec<f32>>(),
+            [2, 1, SIDE, SIDE],
+        ),
+        &device,
+    );
+    let levels = Tensor::<1, Int>::from_ints([0, 2], &device);
+    let scores = |model: &NcsnV2| {
+        model
+            .forward(x.clone(), levels.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32")
+    };
+    let (expected, found) = (scores(&narrow), scores(&wide));
+    let diff: f32 = expected
+        .iter()
+        .zip(&found)
+        .map(|(a, b)| (a - b).powi(2))
+        .sum();
+    let norm: f32 = expected.iter().map(|a| a * a).sum();
+    assert!((diff / norm).sqrt() < 1e-4, "{}", (diff / norm).sqrt());
 }
 
 #[test]
