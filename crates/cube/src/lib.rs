@@ -1,6 +1,7 @@
 //! Plumbing between burn's tensors and the hand-fused CubeCL kernels of the qcs crates (their
 //! `cube` features): the network's ELU and InstanceNorm++ (`qcs-score-net`), the QCS-SGM
-//! likelihood score, 1-bit and Q-bit (`qcs-likelihood`), and the Langevin update (`qcs-sampler`).
+//! likelihood score, 1-bit and Q-bit, and QCS-SGM+'s EP (`qcs-likelihood`), and the Langevin update
+//! (`qcs-sampler`); and [`cube_sum`], the sum over a cube's units that their reductions share.
 //! Without its own `cube` feature the crate is empty.
 //!
 //! burn's kernel fusion stays off on wgpu (it computes wrong numbers in burn 0.22.1:
@@ -144,4 +145,33 @@ pub fn element_type(t: &CubeTensor) -> ElemType {
 /// `t` with its values copied into contiguous (row-major) order, or `t` itself when they are.
 pub fn into_contiguous(t: CubeTensor) -> CubeTensor {
     burn_cubecl::kernel::into_contiguous(t)
+}
+
+pub use reduce::cube_sum;
+
+mod reduce {
+    use cubecl::prelude::*;
+
+    /// The sum of every unit's `value` in the cube, returned to all of them (each of the
+    /// `CUBE_DIM` units, a power of two, calls it): a tree over `partial` (at least `CUBE_DIM`
+    /// long), which is free for reuse afterwards.
+    #[cube]
+    pub fn cube_sum<F: Float>(partial: &mut Shared<[F]>, value: F) -> F {
+        let u = UNIT_POS_X as usize;
+        partial[u] = value;
+        sync_cube();
+        let mut half = CUBE_DIM as usize / 2;
+        while half > 0 {
+            if u < half {
+                let mine = partial[u];
+                let other = partial[u + half];
+                partial[u] = mine + other;
+            }
+            sync_cube();
+            half /= 2usize;
+        }
+        let total = partial[0];
+        sync_cube();
+        total
+    }
 }

@@ -12,6 +12,12 @@
 //! - [`ep_moments`]: EP's tilted moments (`ep::truncated_moments` of the cavity);
 //! - [`ep_gradient`]: QCS-SGM+'s `g` at the converged cavity.
 //!
+//! [`ep_run`] goes further: it runs all of EP's iterations with three kernels each, one cube per
+//! image summing over its measurements in shared memory (the quantizer factor with its mean
+//! tilted variance and extrinsic message; the Gaussian factor's weights and precision; the damped
+//! update with its change and early stop), around burn's two products with the Gram eigenbasis:
+//! 5 launches per iteration where the tensor operations take about 45.
+//!
 //! Only for f32 tensors of the Cube backend outside autodiff; anything else is left to the tensor
 //! operations (see `qcs_cube`).
 
@@ -23,10 +29,17 @@ use qcs_cube::{
     cube_primitive, cube_primitives, element_type, empty_like, from_cube, readable, CubeTensor,
 };
 
-use kernels::{ep_moments_kernel, ep_score_kernel, score_kernel};
+use crate::ep::{EpConfig, MIN_EXTRINSIC_PRECISION};
+use crate::MIN_VARIANCE;
+use cubecl::prelude::{CubeCount, CubeDim};
+use kernels::{
+    ep_damp_kernel, ep_gaussian_kernel, ep_moments_kernel, ep_quantizer_kernel, ep_score_kernel,
+    score_kernel, ROW_UNITS,
+};
 
 mod kernels {
     use cubecl::prelude::*;
+    use qcs_cube::cube_sum;
 
     /// erfcx(x) = exp(x²)·erfc(x): the fit and the order of operations of
     /// [`crate::normal::erfcx`].
@@ -309,6 +322,168 @@ mod kernels {
         let (mean, s, l, u) = cavity::<F>(z, h, tau, lower, upper, i, measurements);
         g[i] = bin_moments::<F>(mean, l, u, s, false).0 / s;
     }
+
+    /// Units per cube of EP's per-image kernels (one cube per image, the measurements strided
+    /// over its units and summed by a tree in shared memory).
+    pub(super) const ROW_UNITS: usize = 64;
+
+    /// EP's quantizer factor for image `b` (cube `b`), steps 1 and 2 of `ep::EpScore::run`: the
+    /// tilted moments of the cavity `N(z + h/τ, 1/τ)` in each bin, their mean positive variance
+    /// `χ = max(Σ⁺ var / max(#⁺, 1), min_variance)`, and the extrinsic message
+    /// `h^G = (post_mean − z)/χ − h`, `τ^G = max(1/χ − τ, min_tau)`. `h_g` is a contiguous
+    /// `[B, M]`, `tau_g` a contiguous `[B]`.
+    #[cube(launch_unchecked)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn ep_quantizer_kernel<F: Float>(
+        z: &Tensor<F>,
+        h: &Tensor<F>,
+        tau: &Tensor<F>,
+        lower: &Tensor<F>,
+        upper: &Tensor<F>,
+        h_g: &mut Tensor<F>,
+        tau_g: &mut Tensor<F>,
+        measurements: usize,
+        min_variance: f32,
+        min_tau: f32,
+        #[define(F)] _dtype: ElemType,
+    ) {
+        let b = CUBE_POS_X as usize;
+        let u = UNIT_POS_X as usize;
+        let mut partial = Shared::new_slice(ROW_UNITS);
+        let mut variances = F::new(0.0);
+        let mut positives = F::new(0.0);
+        let mut m = u;
+        while m < measurements {
+            let i = b * measurements + m;
+            let (mean, s, l, up) = cavity::<F>(z, h, tau, lower, upper, i, measurements);
+            let (first, variance) = bin_moments::<F>(mean, l, up, s, true);
+            let post_var = variance * (s * s);
+            h_g[i] = mean + first * s - z[b * z.stride(0) + m * z.stride(1)];
+            if post_var > F::new(0.0) {
+                variances += post_var;
+                positives += F::new(1.0);
+            }
+            m += ROW_UNITS;
+        }
+        let variances = cube_sum::<F>(&mut partial, variances);
+        let positives = cube_sum::<F>(&mut partial, positives);
+        let chi = F::max(
+            variances / F::max(positives, F::new(1.0)),
+            F::cast_from(min_variance),
+        );
+        let mut m = u;
+        while m < measurements {
+            let i = b * measurements + m;
+            h_g[i] = h_g[i] / chi - h[b * h.stride(0) + m * h.stride(1)];
+            m += ROW_UNITS;
+        }
+        if u == 0 {
+            tau_g[b] = F::max(
+                F::new(1.0) / chi - tau[b * tau.stride(0)],
+                F::cast_from(min_tau),
+            );
+        }
+    }
+
+    /// EP's Gaussian factor for image `b` (cube `b`), between the two products with `U`
+    /// (`ep::GaussianFactor::extrinsic`): with `w = 1/(D + τ^G)`, `τ^F = Σ D·w / Σ w`, and
+    /// `weighted = projected ⊙ w ⊙ (τ^F − D)`, where `projected = h^G·U`. `precision` is `D`,
+    /// `[1, M]`; `weighted` a contiguous `[B, M]`, `tau_f` a contiguous `[B]`.
+    #[cube(launch_unchecked)]
+    pub(super) fn ep_gaussian_kernel<F: Float>(
+        projected: &Tensor<F>,
+        precision: &Tensor<F>,
+        tau_g: &Tensor<F>,
+        weighted: &mut Tensor<F>,
+        tau_f: &mut Tensor<F>,
+        measurements: usize,
+        #[define(F)] _dtype: ElemType,
+    ) {
+        let b = CUBE_POS_X as usize;
+        let u = UNIT_POS_X as usize;
+        let mut partial = Shared::new_slice(ROW_UNITS);
+        let t = tau_g[b];
+        let mut weighted_precisions = F::new(0.0);
+        let mut weights = F::new(0.0);
+        let mut m = u;
+        while m < measurements {
+            let d = precision[m * precision.stride(1)];
+            let w = F::new(1.0) / (d + t);
+            weighted_precisions += d * w;
+            weights += w;
+            m += ROW_UNITS;
+        }
+        let weighted_precisions = cube_sum::<F>(&mut partial, weighted_precisions);
+        let weights = cube_sum::<F>(&mut partial, weights);
+        let t_f = weighted_precisions / weights;
+        let mut m = u;
+        while m < measurements {
+            let d = precision[m * precision.stride(1)];
+            let w = F::new(1.0) / (d + t);
+            weighted[b * measurements + m] =
+                projected[b * projected.stride(0) + m * projected.stride(1)] * (w * (t_f - d));
+            m += ROW_UNITS;
+        }
+        if u == 0 {
+            tau_f[b] = t_f;
+        }
+    }
+
+    /// EP's damped update for image `b` (cube `b`), the end of an iteration of
+    /// `ep::EpScore::run`: unless the image is `done` already, `h ← h_new·(1 − d) + h·d`,
+    /// `τ ← τ_new·(1 − d) + τ·d` (`d = damping`, none when `damp` is false), and the image is done
+    /// once `mean|Δh| + |Δτ| < tolerance`. `h` is a contiguous `[B, M]`, `tau`, `tau_new` and
+    /// `done` (0 or 1) contiguous `[B]`; all three are updated in place.
+    #[cube(launch_unchecked)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn ep_damp_kernel<F: Float>(
+        h_new: &Tensor<F>,
+        tau_new: &Tensor<F>,
+        h: &mut Tensor<F>,
+        tau: &mut Tensor<F>,
+        done: &mut Tensor<F>,
+        measurements: usize,
+        damping: f32,
+        tolerance: f32,
+        #[comptime] damp: bool,
+        #[define(F)] _dtype: ElemType,
+    ) {
+        let b = CUBE_POS_X as usize;
+        if done[b] > F::new(0.5) {
+            terminate!();
+        }
+        let u = UNIT_POS_X as usize;
+        let mut partial = Shared::new_slice(ROW_UNITS);
+        let d = F::cast_from(damping);
+        let keep = F::new(1.0) - d;
+        let t_old = tau[b];
+        let mut t_new = tau_new[b];
+        if damp {
+            t_new = t_new * keep + t_old * d;
+        }
+        let mut changes = F::new(0.0);
+        let mut m = u;
+        while m < measurements {
+            let i = b * measurements + m;
+            let old = h[i];
+            let mut new = h_new[b * h_new.stride(0) + m * h_new.stride(1)];
+            if damp {
+                new = new * keep + old * d;
+            }
+            changes += F::abs(new - old);
+            h[i] = new;
+            m += ROW_UNITS;
+        }
+        let changes = cube_sum::<F>(&mut partial, changes);
+        if u == 0 {
+            tau[b] = t_new;
+            if changes / F::cast_from(measurements) + F::abs(t_new - t_old)
+                < F::cast_from(tolerance)
+            {
+                done[b] = F::new(1.0);
+            }
+        }
+    }
 }
 
 /// The QCS-SGM score's gradient `g` of `z` ([B, M]) with the standard deviations of
@@ -462,6 +637,113 @@ pub(crate) fn ep_gradient(
         );
     }
     Some(from_cube(g))
+}
+
+/// EP's iterations (`ep::EpScore::run`) for a Gaussian factor with the eigenbasis `vectors`
+/// (`U`, `[M, M]`) and the precisions `precision` (`D`, `[1, M]`), from the cavity `h = 0`,
+/// `τ = 1`: per iteration three kernels (the quantizer factor, the Gaussian factor's weights, the
+/// damped update: [`kernels`]) and burn's two products with `U`, where the tensor operations
+/// launch about 45 kernels. The final cavity `(h^F [B, M], τ^F [B, 1])`, or `None` where the
+/// kernels do not apply (as for [`ep_moments`]; the caller then runs EP from the start).
+pub(crate) fn ep_run(
+    z: Tensor<2>,
+    lower: Tensor<2>,
+    upper: Tensor<2>,
+    vectors: Tensor<2>,
+    precision: Tensor<2>,
+    config: &EpConfig,
+) -> Option<(Tensor<2>, Tensor<2>)> {
+    let [batch, measurements] = z.dims();
+    if batch == 0
+        || batch > 65_535
+        || vectors.dims() != [measurements, measurements]
+        || precision.dims() != [1, measurements]
+    {
+        return None;
+    }
+    let device = z.device();
+    let h = Tensor::<2>::zeros([batch, measurements], &device);
+    let tau = Tensor::<2>::ones([batch, 1], &device);
+    let done = Tensor::<2>::zeros([batch, 1], &device);
+    let [z, h, tau, lower, upper] = ep_inputs(z, h, tau, lower, upper)?;
+    let [basis, precision, done] = cube_primitives([vectors.clone(), precision, done]).ok()?;
+    if ![&basis, &precision]
+        .iter()
+        .all(|t| readable(t) && t.dtype == DType::F32)
+    {
+        return None;
+    }
+    let transposed = vectors.clone().transpose();
+    let client = z.client.clone();
+    let dtype = element_type(&z);
+    let (count, dim) = (
+        CubeCount::Static(batch as u32, 1, 1),
+        CubeDim::new_1d(ROW_UNITS as u32),
+    );
+    for iteration in 0..config.iterations {
+        let h_g = empty_like(&z, &[batch, measurements], DType::F32);
+        let tau_g = empty_like(&z, &[batch, 1], DType::F32);
+        // SAFETY: one cube per image `b < B`; its units read `[B, M]` inputs at
+        // `b·stride(0) + m·stride(1)` with `m < M` (`τ` at `b·stride(0)`) and write the new
+        // contiguous `h_g` at `b·M + m` and `tau_g` at `b`.
+        unsafe {
+            ep_quantizer_kernel::launch_unchecked(
+                &client,
+                count.clone(),
+                dim,
+                z.clone().into_tensor_arg(),
+                h.clone().into_tensor_arg(),
+                tau.clone().into_tensor_arg(),
+                lower.clone().into_tensor_arg(),
+                upper.clone().into_tensor_arg(),
+                h_g.clone().into_tensor_arg(),
+                tau_g.clone().into_tensor_arg(),
+                measurements,
+                MIN_VARIANCE,
+                MIN_EXTRINSIC_PRECISION,
+                dtype,
+            );
+        }
+        let projected = cube_primitive(from_cube::<2>(h_g).matmul(vectors.clone())).ok()?;
+        let weighted = empty_like(&z, &[batch, measurements], DType::F32);
+        let tau_new = empty_like(&z, &[batch, 1], DType::F32);
+        // SAFETY: as above; `precision` is read at `m·stride(1)`, `m < M`.
+        unsafe {
+            ep_gaussian_kernel::launch_unchecked(
+                &client,
+                count.clone(),
+                dim,
+                projected.into_tensor_arg(),
+                precision.clone().into_tensor_arg(),
+                tau_g.into_tensor_arg(),
+                weighted.clone().into_tensor_arg(),
+                tau_new.clone().into_tensor_arg(),
+                measurements,
+                dtype,
+            );
+        }
+        let h_new = cube_primitive(from_cube::<2>(weighted).matmul(transposed.clone())).ok()?;
+        // SAFETY: as above; `h`, `tau` and `done` are the contiguous buffers made here, each
+        // image's written only by its own cube.
+        unsafe {
+            ep_damp_kernel::launch_unchecked(
+                &client,
+                count.clone(),
+                dim,
+                h_new.into_tensor_arg(),
+                tau_new.into_tensor_arg(),
+                h.clone().into_tensor_arg(),
+                tau.clone().into_tensor_arg(),
+                done.clone().into_tensor_arg(),
+                measurements,
+                config.damping,
+                config.tolerance,
+                iteration > 0,
+                dtype,
+            );
+        }
+    }
+    Some((from_cube(h), from_cube(tau)))
 }
 
 #[cfg(test)]

@@ -16,6 +16,10 @@ use crate::observation::{Observation, ObservationKind};
 use crate::qcs::quantized_gradient;
 use crate::{flatten_checked, LikelihoodScore, MIN_VARIANCE};
 
+/// Floor of the extrinsic precision τ^G = 1/χ^a − τ^F that the quantizer factor sends the Gaussian factor
+/// (where the tilted variance exceeds the cavity's, the difference would be ≤ 0).
+pub(crate) const MIN_EXTRINSIC_PRECISION: f32 = 1e-6;
+
 /// Expectation-propagation settings ([`EpConfig::for_bits`] by default, [`EpConfig::reference`] for parity).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpConfig {
@@ -216,8 +220,33 @@ fn cavity_gradient(b: Tensor<2>, cavity: Cavity, observation: &Observation) -> T
 }
 
 impl EpScore {
-    /// Runs EP for every image and returns the final cavity.
+    /// Runs EP for every image and returns the final cavity: in three fused kernels per
+    /// iteration on a GPU backend outside autodiff (the `cube` feature) where the Gaussian factor
+    /// has an eigenbasis, as tensor operations otherwise.
     fn run(&self, b: Tensor<2>, observation: &Observation, factor: &GaussianFactor) -> Cavity {
+        #[cfg(feature = "cube")]
+        if let GaussianFactor::Eigen { vectors, precision } = factor {
+            if let Some((h, tau)) = crate::cube::ep_run(
+                b.clone(),
+                observation.lower.clone(),
+                observation.upper.clone(),
+                vectors.clone(),
+                precision.clone(),
+                &self.config,
+            ) {
+                return Cavity { h, tau };
+            }
+        }
+        self.run_tensors(b, observation, factor)
+    }
+
+    /// [`Self::run`] as tensor operations.
+    fn run_tensors(
+        &self,
+        b: Tensor<2>,
+        observation: &Observation,
+        factor: &GaussianFactor,
+    ) -> Cavity {
         let [batch, m] = b.dims();
         let device = b.device();
         let cfg = self.config;
@@ -235,7 +264,7 @@ impl EpScore {
             .clamp_min(MIN_VARIANCE);
             // 2. Extrinsic message to the Gaussian factor.
             let h_g = m_a / chi_a.clone() - h_f.clone();
-            let tau_g = (chi_a.recip() - tau_f.clone()).clamp_min(1e-6);
+            let tau_g = (chi_a.recip() - tau_f.clone()).clamp_min(MIN_EXTRINSIC_PRECISION);
             // 3. Gaussian factor, and its message back to the quantizer factor.
             let (mut h_new, mut tau_new) = factor.extrinsic(h_g, tau_g);
             if iteration > 0 {
@@ -301,5 +330,138 @@ impl LikelihoodScore for EpScore {
             }
         };
         Ok(operator.adjoint(g).reshape(dims))
+    }
+}
+
+#[cfg(all(test, feature = "cube"))]
+mod tests {
+    use super::*;
+    use crate::EDGE_LIMIT;
+
+    /// A Gaussian factor with the orthogonal Householder basis `U = I − 2vvᵀ/‖v‖²` and precisions
+    /// `D_i = 1/(σ_t²λ_i + σ²)` over eigenvalues `λ` from 10⁻³ to 10³ (κ = 10⁶).
+    fn factor(m: usize, sigma_t: f32, device: &Device) -> GaussianFactor {
+        let v: Vec<f32> = (0..m).map(|i| (0.7 * i as f32 + 0.3).sin()).collect();
+        let norm_sq: f32 = v.iter().map(|x| x * x).sum();
+        let basis: Vec<f32> = (0..m * m)
+            .map(|k| {
+                let (i, j) = (k / m, k % m);
+                f32::from(i == j) - 2.0 * v[i] * v[j] / norm_sq
+            })
+            .collect();
+        let precision: Vec<f32> = (0..m)
+            .map(|i| {
+                let lambda = 10f32.powf(-3.0 + 6.0 * i as f32 / (m - 1) as f32);
+                1.0 / (sigma_t * sigma_t * lambda + 0.01)
+            })
+            .collect();
+        GaussianFactor::Eigen {
+            vectors: Tensor::from_data(TensorData::new(basis, [m, m]), device),
+            precision: Tensor::from_data(TensorData::new(precision, [1, m]), device),
+        }
+    }
+
+    /// `b = A·x_t` for `batch` images and their bins: 1-bit (the sign of a shifted `b`) or 3-bit (8
+    /// bins of width 0.5 around 0, the outer two open).
+    fn observation(batch: usize, m: usize, bits: u32, device: &Device) -> (Tensor<2>, Observation) {
+        let b: Vec<f32> = (0..batch * m)
+            .map(|k| 1.5 * (1.3 * k as f32 + 0.2).sin())
+            .collect();
+        let y: Vec<f32> = (0..batch * m)
+            .map(|k| b[k] + 0.8 * (2.1 * k as f32).cos())
+            .collect();
+        let (lower, upper): (Vec<f32>, Vec<f32>) = y
+            .iter()
+            .map(|&y| {
+                if bits == 1 {
+                    if y >= 0.0 {
+                        (0.0, EDGE_LIMIT)
+                    } else {
+                        (-EDGE_LIMIT, 0.0)
+                    }
+                } else {
+                    let bin = (y / 0.5).floor().clamp(-4.0, 3.0);
+                    let l = if bin <= -4.0 { -EDGE_LIMIT } else { bin * 0.5 };
+                    let u = if bin >= 3.0 {
+                        EDGE_LIMIT
+                    } else {
+                        (bin + 1.0) * 0.5
+                    };
+                    (l, u)
+                }
+            })
+            .unzip();
+        let tensor =
+            |values: Vec<f32>| Tensor::from_data(TensorData::new(values, [batch, m]), device);
+        let observation = Observation {
+            kind: ObservationKind::Quantized,
+            y: tensor(y),
+            lower: tensor(lower),
+            upper: tensor(upper),
+            noise_std: 0.1,
+            one_sided: bits == 1,
+        };
+        (tensor(b), observation)
+    }
+
+    fn host(t: Tensor<2>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().expect("f32")
+    }
+
+    #[test]
+    fn fused_ep_iterations_match_the_tensor_operations() {
+        for device in qcs_testkit::wgpu_devices() {
+            let (batch, m) = (3, 40);
+            for bits in [1, 3] {
+                for (config, sigma_t) in [
+                    (EpConfig::for_bits(Some(bits)), 0.05),
+                    (EpConfig::for_bits(Some(bits)), 1.0),
+                    (EpConfig::reference(Some(bits)), 0.3),
+                ] {
+                    let factor = factor(m, sigma_t, &device);
+                    let (b, observation) = observation(batch, m, bits, &device);
+                    let score = EpScore { config };
+                    if let GaussianFactor::Eigen { vectors, precision } = &factor {
+                        let fused = crate::cube::ep_run(
+                            b.clone(),
+                            observation.lower.clone(),
+                            observation.upper.clone(),
+                            vectors.clone(),
+                            precision.clone(),
+                            &config,
+                        );
+                        assert!(fused.is_some(), "the kernels must apply on {device:?}");
+                    }
+                    let fused = score.run(b.clone(), &observation, &factor);
+                    let ops = score.run_tensors(b.clone(), &observation, &factor);
+                    let (h_fused, h_ops) = (host(fused.h.clone()), host(ops.h.clone()));
+                    let (tau_fused, tau_ops) = (host(fused.tau.clone()), host(ops.tau.clone()));
+                    let at = format!("{bits} bits, σ_t {sigma_t}, {config:?}");
+                    for (k, (got, want)) in tau_fused.iter().zip(&tau_ops).enumerate() {
+                        assert!(
+                            (got - want).abs() <= 2e-5 * want.abs(),
+                            "{at}: τ of image {k}: {got} against {want}"
+                        );
+                    }
+                    let scale = h_ops.iter().fold(0f32, |a, h| a.max(h.abs()));
+                    for (k, (got, want)) in h_fused.iter().zip(&h_ops).enumerate() {
+                        assert!(
+                            (got - want).abs() <= 2e-5 * scale,
+                            "{at}: h[{k}]: {got} against {want} (largest |h| {scale})"
+                        );
+                    }
+                    let g_fused = host(cavity_gradient(b.clone(), fused, &observation));
+                    let g_ops = host(cavity_gradient(b, ops, &observation));
+                    let g_scale = g_ops.iter().fold(0f32, |a, g| a.max(g.abs()));
+                    assert!(g_scale > 0.0 && g_ops.iter().all(|g| g.is_finite()), "{at}");
+                    for (k, (got, want)) in g_fused.iter().zip(&g_ops).enumerate() {
+                        assert!(
+                            (got - want).abs() <= 2e-5 * g_scale,
+                            "{at}: g[{k}]: {got} against {want}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

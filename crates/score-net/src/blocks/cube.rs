@@ -38,6 +38,7 @@ use kernels::{
 
 mod kernels {
     use cubecl::prelude::*;
+    use qcs_cube::cube_sum;
 
     /// ELU with α = 1 on one element: `max(x, eˣ⁻ − 1)` with `x⁻ = min(x, 0)`, which is `x` for
     /// `x > 0` (where `e⁰ − 1 = 0 < x`) and `eˣ − 1` for `x ≤ 0` (where `eˣ − 1 ≥ x`).
@@ -98,28 +99,6 @@ mod kernels {
     /// Units per cube of the two reduction kernels: a cube sums one plane (or one batch
     /// element's channels) in `STATS_UNITS` strided partial sums and a tree in shared memory.
     pub(super) const STATS_UNITS: usize = 64;
-
-    /// The sum of every unit's `value` in the cube, returned to all of them (each of the
-    /// `CUBE_DIM` units calls it): a tree over `partial`, which is free for reuse afterwards.
-    #[cube]
-    fn cube_sum<F: Float>(partial: &mut Shared<[F]>, value: F) -> F {
-        let u = UNIT_POS_X as usize;
-        partial[u] = value;
-        sync_cube();
-        let mut half = CUBE_DIM as usize / 2;
-        while half > 0 {
-            if u < half {
-                let mine = partial[u];
-                let other = partial[u + half];
-                partial[u] = mine + other;
-            }
-            sync_cube();
-            half /= 2usize;
-        }
-        let total = partial[0];
-        sync_cube();
-        total
-    }
 
     /// Per plane `p = b·C + c` of `x` (one cube each): the spatial mean `μ` and biased variance
     /// `s²` over its `H·W` values, in two passes (the mean, then the squared deviations from it),
