@@ -15,11 +15,12 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, ModuleOptimizer};
+use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
+use super::adam::{AdamConstants, FusedAdam};
 use super::config::TrainConfig;
 use crate::error::ScoreNetError;
 use crate::ncsnv2::NcsnV2;
@@ -137,13 +138,13 @@ impl Checkpoint {
     }
 }
 
-/// Adam as `config` sets it.
+/// Adam as `config` sets it: [`FusedAdam`], one kernel per parameter on the GPU backends.
 pub(crate) fn adam(config: &TrainConfig) -> ModuleOptimizer {
-    AdamConfig::new()
-        .with_beta_1(config.beta1)
-        .with_beta_2(config.beta2)
-        .with_epsilon(config.epsilon)
-        .init()
+    ModuleOptimizer::from(FusedAdam::new(AdamConstants {
+        beta_1: config.beta1,
+        beta_2: config.beta2,
+        epsilon: config.epsilon,
+    }))
 }
 
 fn write_files(dir: &Path, config: &TrainConfig, state: &TrainState) -> Result<(), ScoreNetError> {

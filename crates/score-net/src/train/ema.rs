@@ -1,4 +1,5 @@
-//! Exponential moving average of the parameters, the weights used for sampling.
+//! Exponential moving average of the parameters, the weights used for sampling (one kernel per
+//! parameter on the GPU backends: `cube` feature).
 
 use std::collections::VecDeque;
 
@@ -57,6 +58,11 @@ impl ModuleMapper for Blender {
         param.map(|ema| {
             let value = source.value.reshape(ema.dims());
             if source.trained {
+                #[cfg(feature = "cube")]
+                let (ema, value) = match super::cube::ema_blend(ema, value, rate) {
+                    Ok(blended) => return blended,
+                    Err(both) => both,
+                };
                 ema.mul_scalar(rate) + value.mul_scalar(1.0 - rate)
             } else {
                 value

@@ -24,10 +24,13 @@
 //! # }
 //! ```
 
+mod adam;
 mod batch;
 mod checkpoint;
 mod clip;
 mod config;
+#[cfg(feature = "cube")]
+mod cube;
 mod ema;
 mod held_out;
 mod log;
