@@ -66,6 +66,11 @@ pub fn readable(t: &CubeTensor) -> bool {
         && !t.meta.is_tiled()
 }
 
+/// [`readable`] and f32: what the f32-only kernels (the likelihoods, the update, training) take.
+pub fn readable_f32(t: &CubeTensor) -> bool {
+    t.dtype == DType::F32 && readable(t)
+}
+
 /// Whether the kernels can walk `t` linearly: [`readable`], with elements that fill the start of
 /// its buffer exactly once (contiguous in some order of its dimensions). The buffer may be longer:
 /// a 16-bit tensor's is padded (120 f16 values in 256 bytes, say), and a kernel that walks it

@@ -26,7 +26,7 @@
 
 use burn::tensor::{DType, Tensor};
 use qcs_cube::{
-    cube_primitive, cube_primitives, element_type, empty_like, from_cube, readable, CubeTensor,
+    cube_primitive, cube_primitives, element_type, empty_like, from_cube, readable_f32, CubeTensor,
 };
 
 use crate::ep::{EpConfig, MIN_EXTRINSIC_PRECISION};
@@ -515,7 +515,7 @@ pub(crate) fn quantized_gradient(
     };
     if ![&z, &lower, &upper, &row_norms_sq]
         .iter()
-        .all(|t| readable(t) && t.dtype == DType::F32)
+        .all(|t| readable_f32(t))
     {
         return Err(from_cube(z));
     }
@@ -561,7 +561,7 @@ fn ep_inputs(
         .all(|t| t.dims() == [batch, measurements])
         && tau.dims() == [batch, 1];
     let inputs = cube_primitives([z, h, tau, lower, upper]).ok()?;
-    (shapes_agree && inputs.iter().all(|t| readable(t) && t.dtype == DType::F32)).then_some(inputs)
+    (shapes_agree && inputs.iter().all(readable_f32)).then_some(inputs)
 }
 
 /// EP's tilted moments `(post_mean, post_var)` of the cavity `N(z + h/τ, 1/τ)` in the bins
@@ -667,10 +667,7 @@ pub(crate) fn ep_run(
     let done = Tensor::<2>::zeros([batch, 1], &device);
     let [z, h, tau, lower, upper] = ep_inputs(z, h, tau, lower, upper)?;
     let [basis, precision, done] = cube_primitives([vectors.clone(), precision, done]).ok()?;
-    if ![&basis, &precision]
-        .iter()
-        .all(|t| readable(t) && t.dtype == DType::F32)
-    {
+    if ![&basis, &precision].iter().all(|t| readable_f32(t)) {
         return None;
     }
     let transposed = vectors.clone().transpose();

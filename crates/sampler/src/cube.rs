@@ -8,7 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 use burn::tensor::{DType, Tensor};
-use qcs_cube::{cube_primitives, element_type, empty_like, from_cube, launch_dims, readable};
+use qcs_cube::{cube_primitives, element_type, empty_like, from_cube, launch_dims, readable_f32};
 
 use kernels::langevin_update_kernel;
 
@@ -91,7 +91,7 @@ pub(crate) fn langevin_update(
         Ok(ts) => return Err(give_back(ts.map(from_cube))),
         Err(ts) => return Err(give_back(ts)),
     };
-    if !tensors.iter().all(|t| readable(t) && t.dtype == DType::F32) {
+    if !tensors.iter().all(readable_f32) {
         return Err(give_back(tensors.map(from_cube)));
     }
     let [x, prior, g, noise] = tensors;

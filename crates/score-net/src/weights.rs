@@ -268,22 +268,22 @@ fn unwritable(path: &Path, reason: impl Display) -> ScoreNetError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use burn::tensor::{Int, Tensor, TensorData};
 
-    const MNIST_WEIGHTS: &str = concat!(
+    pub(crate) const MNIST_WEIGHTS: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests/fixtures/ncsnv2_mnist_ngf8_weights.safetensors"
     );
 
-    fn mnist_config() -> NcsnV2Config {
+    pub(crate) fn mnist_config() -> NcsnV2Config {
         NcsnV2Config::new().with_ngf(8).with_num_levels(10)
     }
 
     /// The network's output on a fixed input. The input is made on the host: the device's seeded generator is
     /// shared by the tests running beside this one, so two seeded draws could differ.
-    fn outputs(model: &NcsnV2, device: &Device) -> TensorData {
+    pub(crate) fn outputs(model: &NcsnV2, device: &Device) -> TensorData {
         let values: Vec<f32> = (0..2 * 28 * 28)
             .map(|k| 0.5 + 0.5 * (0.37 * k as f32).sin())
             .collect();
@@ -322,7 +322,7 @@ mod tests {
     }
 
     /// `‖a − b‖ / ‖b‖`.
-    fn relative_error(a: TensorData, b: TensorData) -> f32 {
+    pub(crate) fn relative_error(a: TensorData, b: TensorData) -> f32 {
         let a = a.try_to_vec::<f32>().expect("f32 data");
         let b = b.try_to_vec::<f32>().expect("f32 data");
         let diff: f32 = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum();

@@ -167,36 +167,10 @@ fn tile(values: &[f32], narrow: &[usize], wide: &[usize]) -> Vec<f32> {
 mod tests {
     use super::*;
     use crate::load_safetensors;
-    use burn::tensor::{Device, Int, Tensor};
-
-    const MNIST_WEIGHTS: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/ncsnv2_mnist_ngf8_weights.safetensors"
-    );
-
-    fn config() -> NcsnV2Config {
-        NcsnV2Config::new().with_ngf(8).with_num_levels(10)
-    }
-
-    /// Scores of a fixed input (made on the host) at a large and a small level.
-    fn scores(model: &NcsnV2, device: &Device) -> Vec<f32> {
-        let values: Vec<f32> = (0..2 * 28 * 28)
-            .map(|k| 0.5 + 0.5 * (0.37 * k as f32).sin())
-            .collect();
-        let x = Tensor::<4>::from_data(TensorData::new(values, [2, 1, 28, 28]), device);
-        let levels = Tensor::<1, Int>::from_ints([1, 8], device);
-        model
-            .forward(x, levels)
-            .into_data()
-            .try_into_vec::<f32>()
-            .expect("f32")
-    }
-
-    fn relative_error(a: &[f32], b: &[f32]) -> f32 {
-        let diff: f32 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum();
-        let norm: f32 = b.iter().map(|y| y * y).sum();
-        (diff / norm).sqrt()
-    }
+    use crate::weights::tests::{
+        mnist_config as config, outputs as scores, relative_error, MNIST_WEIGHTS,
+    };
+    use burn::tensor::Device;
 
     #[test]
     fn a_widened_network_computes_the_same_scores() {
@@ -205,7 +179,7 @@ mod tests {
         let expected = scores(&narrow, &device);
         for ngf in [16, 24] {
             let wide = widen(&narrow, &config(), ngf, 7).expect("widened");
-            let error = relative_error(&scores(&wide, &device), &expected);
+            let error = relative_error(scores(&wide, &device), expected.clone());
             assert!(error < 1e-4, "ngf {ngf}: relative error {error}");
         }
     }
@@ -235,7 +209,7 @@ mod tests {
             })
             .collect();
         assert!(wide.apply(alphas, None, None, false).errors.is_empty());
-        let error = relative_error(&scores(&wide, &device), &expected);
+        let error = relative_error(scores(&wide, &device), expected.clone());
         assert!(error > 1e-3, "relative error {error}");
     }
 

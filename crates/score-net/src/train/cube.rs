@@ -5,10 +5,10 @@
 #![allow(clippy::result_large_err)]
 
 use burn::optim::{AdamState, AdaptiveMomentumState, LearningRate};
-use burn::tensor::{DType, Tensor};
+use burn::tensor::Tensor;
 use qcs_cube::{
     cube_primitives, element_type, empty_with_layout, from_cube, into_contiguous, launch_dims,
-    readable, walkable, CubeTensor,
+    readable_f32, walkable, CubeTensor,
 };
 
 use super::adam::AdamConstants;
@@ -77,11 +77,6 @@ mod kernels {
     }
 }
 
-/// Whether the kernels take `t`: an f32 tensor they can read ([`one_layout`] copies it if need be).
-fn usable(t: &CubeTensor) -> bool {
-    t.dtype == DType::F32 && readable(t)
-}
-
 /// `tensors` as they are where the first `read` of them share the first one's layout and it fills
 /// its buffer (in any order of the dimensions: a parameter stored permuted keeps its layout, and
 /// the kernels' outputs take it); else contiguous copies of those of them that are not contiguous
@@ -117,7 +112,7 @@ pub(crate) fn ema_blend<const D: usize>(
         return Err((ema, value));
     }
     let [e, v] = match cube_primitives([ema.clone(), value.clone()]) {
-        Ok(both) if both.iter().all(usable) => one_layout(both, 2),
+        Ok(both) if both.iter().all(readable_f32) => one_layout(both, 2),
         _ => return Err((ema, value)),
     };
     let out = empty_with_layout(&e);
@@ -177,7 +172,7 @@ pub(crate) fn adam_step<const D: usize>(
     // Placeholders on the first step, never read.
     let (m, v) = moments.unwrap_or_else(|| (tensor.clone(), tensor.clone()));
     let [param, g, m, v] = match cube_primitives([tensor.clone(), grad.clone(), m, v]) {
-        Ok(all) if all.iter().all(usable) => all,
+        Ok(all) if all.iter().all(readable_f32) => all,
         _ => return Err((tensor, grad, state)),
     };
     // The moments are read only after the first step.
