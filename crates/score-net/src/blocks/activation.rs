@@ -10,10 +10,17 @@ use burn::tensor::Tensor;
 /// comparison and a masked fill (two launches each; an NCSNv2 forward has about 60 ELUs).
 ///
 /// In a `cube` build a GPU tensor outside autodiff takes one fused kernel instead
-/// (`blocks::cube`).
+/// (`blocks::cube`); under autodiff, on the CPU (`flex` feature) and on the GPU (`cube`), the ELU
+/// is one operation with a hand-written backward pass, and on the CPU outside autodiff one loop
+/// (`blocks::elu_autodiff`).
 pub(crate) fn elu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     #[cfg(feature = "cube")]
     let x = match super::cube::elu(x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    #[cfg(any(feature = "flex", feature = "cube"))]
+    let x = match super::elu_autodiff::elu(x) {
         Ok(y) => return y,
         Err(x) => x,
     };

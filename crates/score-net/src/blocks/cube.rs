@@ -24,16 +24,17 @@
 // some 640 bytes, and boxing it would allocate on every fallback.
 #![allow(clippy::result_large_err)]
 
+use burn::backend::ops::FloatTensorOps;
 use burn::tensor::{DType, Tensor};
 use cubecl::prelude::{CubeCount, CubeDim};
 use qcs_cube::{
     cube_primitive, cube_primitives, element_type, empty_like, empty_with_layout, from_cube,
-    into_contiguous, launch_dims, output_arg, output_like, walkable,
+    into_contiguous, launch_dims, output_arg, output_like, walkable, CubeTensor,
 };
 
 use kernels::{
-    add_elu_kernel, affine_elu_kernel, channel_factors_kernel, elu_kernel, plane_stats_kernel,
-    STATS_UNITS,
+    add_elu_kernel, affine_elu_kernel, channel_factors_kernel, elu_backward_kernel, elu_kernel,
+    plane_stats_kernel, STATS_UNITS,
 };
 
 mod kernels {
@@ -57,6 +58,26 @@ mod kernels {
             terminate!();
         }
         output[ABSOLUTE_POS] = elu_one::<F>(input[ABSOLUTE_POS]);
+    }
+
+    /// The ELU's backward pass given its output `y`: `grad` where `y > 0`, `grad·(y + 1)` (which is
+    /// `grad·eˣ`) elsewhere; `output`, `grad` and `input_grad` of one layout.
+    #[cube(launch_unchecked)]
+    pub(super) fn elu_backward_kernel<F: Float>(
+        output: &Tensor<F>,
+        grad: &Tensor<F>,
+        input_grad: &mut Tensor<F>,
+        #[define(F)] _dtype: ElemType,
+    ) {
+        if ABSOLUTE_POS >= input_grad.len() {
+            terminate!();
+        }
+        let y = output[ABSOLUTE_POS];
+        let mut g = grad[ABSOLUTE_POS];
+        if y <= F::new(0.0) {
+            g *= y + F::new(1.0);
+        }
+        input_grad[ABSOLUTE_POS] = g;
     }
 
     /// `sum = a + b` and `activated = elu(a + b)`, elementwise over `a`'s buffer (and the
@@ -254,6 +275,11 @@ pub(crate) fn elu<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>, Tensor<D>> 
     if !walkable(&t) {
         return Err(from_cube(t));
     }
+    Ok(from_cube(elu_walkable(t)))
+}
+
+/// The ELU kernel on a [`walkable`] tensor, in place when its buffer is not shared.
+fn elu_walkable(t: CubeTensor) -> CubeTensor {
     let (out, in_place) = output_like(&t);
     let (count, dim) = launch_dims(&t);
     let client = t.client.clone();
@@ -265,7 +291,52 @@ pub(crate) fn elu<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>, Tensor<D>> 
         let output = output_arg(&out, in_place, 0);
         elu_kernel::launch_unchecked(&client, count, dim, input, output, dtype);
     }
-    Ok(from_cube(out))
+    out
+}
+
+/// The ELU of a [`qcs_cube::readable`] tensor (the forward pass of the tracked ELU,
+/// `blocks::elu_autodiff`): one kernel, after a contiguous copy where its elements do not fill
+/// its buffer.
+pub(crate) fn elu_forward(x: CubeTensor) -> CubeTensor {
+    let x = if walkable(&x) { x } else { into_contiguous(x) };
+    elu_walkable(x)
+}
+
+/// The ELU's backward pass from its output `y` and the output's gradient: one kernel, written
+/// over `grad` where its buffer is not shared. Both are copied to row-major order first unless
+/// they share one walkable layout.
+pub(crate) fn elu_backward(y: CubeTensor, grad: CubeTensor) -> CubeTensor {
+    let same_layout = y.meta.shape() == grad.meta.shape()
+        && y.meta.strides() == grad.meta.strides()
+        && y.dtype == grad.dtype;
+    let (y, grad) = if same_layout && walkable(&y) && walkable(&grad) {
+        (y, grad)
+    } else {
+        let grad = if grad.dtype == y.dtype {
+            grad
+        } else {
+            <burn::backend::Cube as FloatTensorOps<burn::backend::Cube>>::float_cast(
+                grad,
+                y.dtype.into(),
+            )
+        };
+        (into_contiguous(y), into_contiguous(grad))
+    };
+    let (out, in_place) = output_like(&grad);
+    let (count, dim) = launch_dims(&y);
+    let client = y.client.clone();
+    let dtype = element_type(&y);
+    // SAFETY: the three buffers share one layout whose elements fill them (`walkable`, or row-major
+    // copies), and the kernel touches no position past the output's length.
+    unsafe {
+        let output = y.into_tensor_arg();
+        let gradient = grad.into_tensor_arg();
+        let input_grad = output_arg(&out, in_place, 1);
+        elu_backward_kernel::launch_unchecked(
+            &client, count, dim, output, gradient, input_grad, dtype,
+        );
+    }
+    out
 }
 
 /// `(a + b, elu(a + b))` in one kernel for tensors of one shape and element type, both outputs of

@@ -6,6 +6,8 @@ pub mod conv_mean_pool;
 pub mod crp;
 #[cfg(feature = "cube")]
 pub(crate) mod cube;
+#[cfg(any(feature = "flex", feature = "cube"))]
+mod elu_autodiff;
 pub mod msf;
 pub mod norm;
 pub mod rcu;

@@ -85,7 +85,7 @@ impl InstanceNorm2dPlus {
             }
         };
         match x.dtype() {
-            DType::F32 => super::activation::elu_ops(self.forward(x)),
+            DType::F32 => super::activation::elu(self.forward(x)),
             dtype => self
                 .forward_elu(x.cast(FloatDType::F32))
                 .cast(FloatDType::from(dtype)),
