@@ -15,8 +15,9 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// How the score network's convolutions run: native (the backend's own kernel), gemm (each
-    /// one a single matrix product) or auto (gemm for the large ones). Only speed changes.
-    /// Default: auto on wgpu, native on the CPU backends.
+    /// one a single matrix product) or auto (gemm for the large ones on wgpu, for the small ones
+    /// when sampling on flex; native otherwise). Only speed changes. Default: auto, but native on
+    /// ndarray.
     #[arg(long, global = true, value_enum)]
     pub conv: Option<ConvChoice>,
 }
@@ -28,7 +29,8 @@ pub enum ConvChoice {
     Native,
     /// Each convolution as one matrix product (im2col).
     Gemm,
-    /// gemm for large convolutions, native for small ones.
+    /// gemm for large convolutions on wgpu, for small ones when sampling (not training) on flex;
+    /// native otherwise.
     Auto,
 }
 

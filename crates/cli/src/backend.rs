@@ -29,15 +29,15 @@ pub const BACKEND: &str = "wgpu";
 #[cfg(all(feature = "wgpu-untuned", not(feature = "wgpu")))]
 pub const BACKEND: &str = "wgpu-untuned";
 
-/// How the score network's convolutions run unless `--conv` says otherwise: on wgpu the large
-/// ones as matrix products (burn's WGSL convolution is a direct kernel), on the CPU backends the
-/// backend's own convolution, which is a GEMM already.
-#[cfg(feature = "wgpu-untuned")]
+/// How the score network's convolutions run unless `--conv` says otherwise: `auto`, which on wgpu
+/// takes the large ones as matrix products (burn's WGSL convolution is a direct kernel) and on
+/// flex the sampler's (its im2col view and matrix product beat flex's convolution; training keeps
+/// flex's own, whose backward is faster).
+#[cfg(any(feature = "wgpu-untuned", feature = "flex"))]
 pub const DEFAULT_CONV: qcs_score_net::ConvAlgorithm = qcs_score_net::ConvAlgorithm::Auto;
-/// How the score network's convolutions run unless `--conv` says otherwise: on wgpu the large
-/// ones as matrix products (burn's WGSL convolution is a direct kernel), on the CPU backends the
-/// backend's own convolution, which is a GEMM already.
-#[cfg(not(feature = "wgpu-untuned"))]
+/// How the score network's convolutions run unless `--conv` says otherwise: on ndarray the
+/// backend's own convolution (the matrix-product form is unmeasured there).
+#[cfg(not(any(feature = "wgpu-untuned", feature = "flex")))]
 pub const DEFAULT_CONV: qcs_score_net::ConvAlgorithm = qcs_score_net::ConvAlgorithm::Native;
 
 /// The file that keeps autotune results and the device's measured throughput between runs (cubecl's

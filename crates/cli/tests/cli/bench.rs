@@ -13,9 +13,13 @@ fn bench_writes_consistent_timings() {
     // A training step on lavapipe autotunes for minutes: the GPU pass times inference only.
     let on_wgpu = info.contains("backend: wgpu");
     let train_batch = if on_wgpu { "0" } else { "4" };
-    // The default convolution algorithm: the GEMM form for large shapes on the GPU backend, the
-    // backend's own kernel on the CPU ones.
-    let default_conv = if on_wgpu { "auto" } else { "native" };
+    // The default convolution algorithm: `auto` (the GEMM form for large shapes on the GPU backend,
+    // for sampling on flex), the backend's own kernel on ndarray.
+    let default_conv = if info.contains("backend: ndarray") {
+        "native"
+    } else {
+        "auto"
+    };
     assert!(
         info.contains(&format!("convolutions: {default_conv}")),
         "{info}"

@@ -3,10 +3,12 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
+#[cfg(any(feature = "flex", feature = "cube"))]
+use burn::backend::DispatchDevice;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::tensor::ops::{ConvOptions, PadMode};
-use burn::tensor::{s, Tensor};
+use burn::tensor::{s, Device, Tensor};
 
 /// A 3×3 convolution `[in, out]` with dilation `d` and padding `d`, so the spatial size is kept.
 ///
@@ -29,19 +31,31 @@ pub enum ConvAlgorithm {
     Native,
     /// Every convolution as one matrix product (see [`conv2d_gemm`]).
     Gemm,
-    /// [`Self::Gemm`] for convolutions of at least [`GEMM_MIN_MACS`] multiply-adds, [`Self::Native`]
-    /// below. For the GPU backends: in burn 0.22 a dense k×k convolution on wgpu's WGSL runs as
-    /// a direct kernel (its GEMM convolutions need cooperative-matrix hardware support that WGSL
-    /// lacks), which is many times slower than the tiled matrix product on large shapes (5× for
-    /// the whole ngf-128 network at batch 100 on an H100), while the GEMM form costs four more
-    /// kernel launches, which is what counts on small shapes.
+    /// Chosen per backend and convolution:
+    ///
+    /// - On the GPU backends (the `cube` feature), [`Self::Gemm`] for convolutions of at least
+    ///   [`GEMM_MIN_MACS`] multiply-adds, [`Self::Native`] below: in burn 0.22 a dense k×k
+    ///   convolution on wgpu's WGSL runs as a direct kernel (its GEMM convolutions need
+    ///   cooperative-matrix hardware support that WGSL lacks), which is many times slower than the
+    ///   tiled matrix product on large shapes (5× for the whole ngf-128 network at batch 100 on an
+    ///   H100), while the GEMM form costs four more kernel launches, which is what counts on small
+    ///   shapes.
+    /// - On flex (the `flex` feature), outside autodiff (sampling), [`Self::Gemm`] for convolutions
+    ///   of fewer than [`GEMM_MIN_MACS`] multiply-adds, [`Self::Native`] from there: the GEMM
+    ///   form's one-copy im2col and flex's matrix product beat flex's own convolution by
+    ///   1.1–1.25× per Langevin step at ngf 16 and 32, batch 1 and 10, and lose at ngf 64, batch
+    ///   10, where the columns outgrow the caches (docs/BENCHMARKS.md). Under autodiff (training)
+    ///   [`Self::Native`]: the GEMM form's backward is several times slower there.
+    /// - [`Self::Native`] on any other backend (ndarray).
     Auto,
 }
 
 /// Multiply-adds (`B·C_out·C_in·k_h·k_w·H_out·W_out`) from which [`ConvAlgorithm::Auto`] takes
-/// the GEMM form. Set from H100 measurements (docs/BENCHMARKS.md): at batch 1 (a 3×3 ngf-128
-/// convolution at 28×28 is 2^27) both forms cost the same, launches dominating; at batch 10 the
-/// GEMM form wins from ngf 128 (2^30) and ties at ngf 64 (2^28).
+/// the GEMM form on the GPU backends, and up to which it takes it on flex. Set from H100
+/// measurements (docs/BENCHMARKS.md): at batch 1 (a 3×3 ngf-128 convolution at 28×28 is 2^27)
+/// both forms cost the same, launches dominating; at batch 10 the GEMM form wins from ngf 128
+/// (2^30) and ties at ngf 64 (2^28). On flex the GEMM form wins at ngf 32, batch 10 (2^26) and
+/// loses at ngf 64, batch 10 (2^28 and up).
 pub const GEMM_MIN_MACS: usize = 1 << 28;
 
 static CONV_ALGORITHM: AtomicU8 = AtomicU8::new(0);
@@ -108,11 +122,30 @@ pub(crate) fn apply(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         let [batch, _, height, width] = x.dims();
         let [c_out, c_in, kh, kw] = weight.dims();
         let [ho, wo] = output_size([height, width], [kh, kw], &options);
-        if batch * c_out * c_in * kh * kw * ho * wo < GEMM_MIN_MACS {
+        let macs = batch * c_out * c_in * kh * kw * ho * wo;
+        if !auto_takes_gemm(&x.device(), macs) {
             return conv.forward(x);
         }
     }
     conv2d_gemm(x, weight, conv.bias.as_ref().map(|b| b.val()), &options)
+}
+
+/// Whether [`ConvAlgorithm::Auto`] computes a convolution of `macs` multiply-adds on `device` as
+/// a matrix product (see there).
+fn auto_takes_gemm(device: &Device, macs: usize) -> bool {
+    #[cfg(feature = "flex")]
+    if matches!(device.as_dispatch(), DispatchDevice::Flex(_)) {
+        return macs < GEMM_MIN_MACS;
+    }
+    #[cfg(feature = "cube")]
+    if matches!(
+        device.clone().inner().as_dispatch(),
+        DispatchDevice::Cube(_)
+    ) {
+        return macs >= GEMM_MIN_MACS;
+    }
+    let _ = (device, macs);
+    false
 }
 
 /// The output side lengths of a convolution with these options.
@@ -255,6 +288,18 @@ mod tests {
         assert_eq!(got.dims(), expected.dims());
         got.into_data()
             .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-4));
+    }
+
+    #[cfg(feature = "flex")]
+    #[test]
+    fn auto_takes_the_gemm_form_on_flex_for_small_convolutions_outside_autodiff_only() {
+        let flex = Device::flex();
+        assert!(auto_takes_gemm(&flex, GEMM_MIN_MACS - 1));
+        assert!(!auto_takes_gemm(&flex, GEMM_MIN_MACS));
+        assert!(!auto_takes_gemm(&flex.autodiff(), 1 << 20));
+        #[allow(deprecated)]
+        let ndarray = Device::ndarray();
+        assert!(!auto_takes_gemm(&ndarray, 1 << 20));
     }
 
     #[test]
