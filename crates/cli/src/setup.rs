@@ -15,34 +15,12 @@ use crate::config::{Config, MeasurementSection};
 /// The network configuration stored in a weight file: ngf from `begin_conv.weight` ([ngf, C, 3, 3]) and the
 /// number of levels from `sigmas`; image size and σ range from the config.
 pub fn model_config(path: &Path, config: &Config) -> Result<NcsnV2Config> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading model {}", path.display()))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| anyhow::anyhow!("{}: not a safetensors weight file: {e}", path.display()))?;
-    let shape_of = |name: &str| -> Result<Vec<usize>> {
-        header
-            .tensors()
-            .get(name)
-            .map(|info| info.shape.clone())
-            .with_context(|| {
-                format!(
-                    "{}: no tensor `{name}`: not an NCSNv2 weight file",
-                    path.display()
-                )
-            })
-    };
-    let begin = shape_of("begin_conv.weight")?;
-    let levels = shape_of("sigmas")?;
-    if begin.len() != 4 || levels.len() != 1 {
-        bail!(
-            "{}: unexpected shapes of begin_conv.weight {begin:?} or sigmas {levels:?}",
-            path.display()
-        );
-    }
+    let stored = qcs_score_net::stored_shape(path)?;
     Ok(NcsnV2Config {
-        ngf: begin[0],
-        channels: begin[1],
+        ngf: stored.ngf,
+        channels: stored.channels,
         image_size: config.model.image_size,
-        num_levels: levels[0],
+        num_levels: stored.num_levels,
         sigma_begin: config.model.sigma_begin,
         sigma_end: config.model.sigma_end,
     })

@@ -122,11 +122,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     );
     if let Some(init) = &args.init {
         eprintln!("starting from the weights in {}", init.display());
-        match qcs_score_net::stored_ngf(init) {
-            Ok(Some(ngf)) if ngf != m.ngf => eprintln!(
-                "widening them from ngf {ngf} to ngf {} (the same scores; the copies of each \
+        match qcs_score_net::stored_shape(init) {
+            Ok(stored) if stored.ngf != m.ngf => eprintln!(
+                "widening them from ngf {} to ngf {} (the same scores; the copies of each \
                  channel share its input weights unequally, drawn from the seed)",
-                m.ngf
+                stored.ngf, m.ngf
             ),
             _ => {}
         }

@@ -41,6 +41,6 @@ pub use error::ScoreNetError;
 pub use ncsnv2::{Architecture, NcsnV2, NcsnV2Config};
 pub use weights::{
     load_burnpack, load_burnpack_bytes, load_safetensors, load_safetensors_bytes, save_burnpack,
-    save_safetensors, stored_ngf, Precision,
+    save_safetensors, stored_shape, Precision, StoredShape,
 };
 pub use widen::widen;

@@ -141,17 +141,51 @@ pub fn save_burnpack(
     make_readable(path)
 }
 
-/// The ngf of the network in a SafeTensors file (the output channels of `begin_conv.weight`), if
-/// the file names that tensor; `None` leaves the reporting of a file without it to the load.
-pub fn stored_ngf(path: &Path) -> Result<Option<usize>, ScoreNetError> {
+/// What a SafeTensors weight file says of the network it holds, read from its header alone:
+/// `begin_conv.weight` is `[ngf, channels, 3, 3]` and `sigmas` has one value per noise level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredShape {
+    /// Base channel count.
+    pub ngf: usize,
+    /// Image channels.
+    pub channels: usize,
+    /// Noise levels.
+    pub num_levels: usize,
+}
+
+/// The [`StoredShape`] of the network in the SafeTensors file `path`: an error naming the file
+/// when it cannot be read as SafeTensors, lacks either tensor, or gives one an unexpected rank.
+pub fn stored_shape(path: &Path) -> Result<StoredShape, ScoreNetError> {
     let mut store = SafetensorsStore::from_file(path);
-    let tensor = store
-        .get_tensor("begin_conv.weight")
-        .map_err(|e| ScoreNetError::Unreadable {
+    let mut shape_of = |name: &str| -> Result<Vec<usize>, ScoreNetError> {
+        let tensor = store
+            .get_tensor(name)
+            .map_err(|e| ScoreNetError::Unreadable {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?
+            .ok_or_else(|| ScoreNetError::MissingTensor {
+                name: name.to_owned(),
+                path: path.to_path_buf(),
+            })?;
+        Ok(tensor.shape.as_slice().to_vec())
+    };
+    let begin = shape_of("begin_conv.weight")?;
+    let sigmas = shape_of("sigmas")?;
+    match (begin.as_slice(), sigmas.as_slice()) {
+        (&[ngf, channels, _, _], &[num_levels]) => Ok(StoredShape {
+            ngf,
+            channels,
+            num_levels,
+        }),
+        _ => Err(ScoreNetError::Unreadable {
             path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-    Ok(tensor.and_then(|t| t.shape.as_slice().first().copied()))
+            reason: format!(
+                "unexpected shapes of begin_conv.weight {begin:?} or sigmas {sigmas:?}: not an \
+                 NCSNv2 weight file"
+            ),
+        }),
+    }
 }
 
 /// Initializes the network and applies `store` to it, turning every problem into a typed error.
@@ -279,6 +313,48 @@ pub(crate) mod tests {
 
     pub(crate) fn mnist_config() -> NcsnV2Config {
         NcsnV2Config::new().with_ngf(8).with_num_levels(10)
+    }
+
+    #[test]
+    fn the_stored_shape_is_read_from_the_header_and_its_problems_are_named() {
+        let stored = stored_shape(Path::new(MNIST_WEIGHTS)).expect("a weight file");
+        assert_eq!(
+            stored,
+            StoredShape {
+                ngf: 8,
+                channels: 1,
+                num_levels: 10
+            }
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let junk = tmp.path().join("junk.safetensors");
+        std::fs::write(&junk, b"this is not a weight file").unwrap();
+        let err = stored_shape(&junk).unwrap_err();
+        assert!(matches!(err, ScoreNetError::Unreadable { .. }), "{err}");
+        assert!(err.to_string().contains("junk.safetensors"), "{err}");
+        // A file with `begin_conv.weight` and no `sigmas`.
+        let device = Device::flex();
+        let partial = tmp.path().join("partial.safetensors");
+        let begin: Tensor<4> = Tensor::zeros([8, 1, 3, 3], &device);
+        let bytes = safetensors::serialize(
+            [(
+                "begin_conv.weight",
+                safetensors::tensor::TensorView::new(
+                    safetensors::Dtype::F32,
+                    vec![8, 1, 3, 3],
+                    begin.into_data().as_bytes(),
+                )
+                .unwrap(),
+            )],
+            None,
+        )
+        .unwrap();
+        std::fs::write(&partial, bytes).unwrap();
+        let err = stored_shape(&partial).unwrap_err();
+        assert!(
+            matches!(&err, ScoreNetError::MissingTensor { name, .. } if name == "sigmas"),
+            "{err}"
+        );
     }
 
     /// The network's output on a fixed input. The input is made on the host: the device's seeded generator is

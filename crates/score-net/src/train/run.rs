@@ -18,7 +18,7 @@ use super::log::LossLog;
 use super::loss::dsm_loss;
 use crate::error::ScoreNetError;
 use crate::ncsnv2::{NcsnV2, NcsnV2Config};
-use crate::weights::{load_safetensors, save_safetensors, stored_ngf};
+use crate::weights::{load_safetensors, save_safetensors, stored_shape};
 use crate::widen::widen;
 
 /// Name of the EMA weights, with the reference names (see [`save_safetensors`]), rewritten
@@ -115,8 +115,8 @@ fn initial_weights(
     path: &Path,
     device: &Device,
 ) -> Result<NcsnV2, ScoreNetError> {
-    let mut model = match stored_ngf(path)? {
-        Some(ngf) if ngf != config.model.ngf => {
+    let mut model = match stored_shape(path)?.ngf {
+        ngf if ngf != config.model.ngf => {
             let narrow = NcsnV2Config {
                 ngf,
                 ..config.model.clone()
