@@ -2,10 +2,10 @@
 //! and batch 1/10/100, and ms per denoising-score-matching training step (forward, backward,
 //! Adam) at batch 128.
 //!
-//! Run: `cargo bench -p qcs-score-net --bench network [-- OPTIONS]` (`--profile test` reuses the
-//! test build). Each figure is the median of the timed runs after one warm-up run, with the
-//! result read back to the host before the clock stops. One table row per measurement, printed
-//! as soon as it is taken, so rows can also be run one at a time:
+//! Run: `cargo bench -p qcs-score-net --features flex --bench network [-- OPTIONS]` (`--profile
+//! test` reuses the test build). Each figure is the median of the timed runs after one warm-up
+//! run, with the result read back to the host before the clock stops. One table row per
+//! measurement, printed as soon as it is taken, so rows can also be run one at a time:
 //!
 //! * `--quick`: ngf 32 only.
 //! * `--backend flex|ndarray`: one backend (default both).
