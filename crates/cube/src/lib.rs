@@ -1,15 +1,15 @@
 //! Plumbing between burn's tensors and the hand-fused CubeCL kernels of the qcs crates (their
-//! `cube` features): the network's ELU and InstanceNorm++ (`qcs-score-net`), the QCS-SGM
-//! likelihood score, 1-bit and Q-bit, and QCS-SGM+'s EP (`qcs-likelihood`), and the Langevin update
-//! (`qcs-sampler`); and [`cube_sum`], the sum over a cube's units that their reductions share.
-//! Without its own `cube` feature the crate is empty.
+//! `cube` features): the network's ELU and InstanceNorm++ and training's Adam and EMA
+//! (`qcs-score-net`), the QCS-SGM likelihood score, 1-bit and Q-bit, and QCS-SGM+'s EP
+//! (`qcs-likelihood`), and the Langevin update (`qcs-sampler`); and [`cube_sum`], the sum over a
+//! cube's units that their reductions share. Without its own `cube` feature the crate is empty.
 //!
 //! burn's kernel fusion stays off on wgpu (it computes wrong numbers in burn 0.22.1:
 //! docs/BENCHMARKS.md), so every tensor operation is a kernel launch of its own, and at small
-//! batches a Langevin step costs its launches, not its arithmetic. A fused kernel runs only on
-//! tensors of the Cube backend that autodiff does not track (sampling, not training: the kernels
-//! have no backward pass); [`cube_primitive`] hands anything else back, and the caller takes the
-//! tensor-operation path.
+//! batches a Langevin step costs its launches, not its arithmetic. [`cube_primitive`] takes
+//! tensors of the Cube backend that autodiff does not track (the kernels have no backward pass of
+//! their own: the tracked ELU of `qcs-score-net` records one around two of them) and hands anything
+//! else back, and the caller takes the tensor-operation path.
 
 #![cfg(feature = "cube")]
 // `Err` hands the caller's own tensor back (the kernel does not apply), not an error; a tensor is

@@ -1,4 +1,5 @@
-//! Hand-fused CubeCL kernels for the sampler's forward pass on the GPU backends (`cube` feature).
+//! Hand-fused CubeCL kernels for the network's forward pass on the GPU backends (`cube` feature),
+//! and the ELU's backward pass.
 //!
 //! burn's kernel fusion stays off on wgpu (it computes wrong numbers in burn 0.22.1:
 //! docs/BENCHMARKS.md), so every tensor operation is a kernel launch of its own, and at small
@@ -12,10 +13,11 @@
 //!   operations (`norm::InstanceNorm2dPlus`: 26 operations and two reshape copies), three here: the plane statistics, the per-channel
 //!   factors, and the affine map with the ELU.
 //!
-//! They run only on a tensor of the Cube backend that autodiff does not track (sampling, not
-//! training: these kernels have no backward pass) and whose elements fill their buffer (any
-//! order of the dimensions: a convolution's channels-last output qualifies). Anything else comes
-//! back untouched as `Err`, and the caller takes the tensor-operation path.
+//! They run only on a tensor of the Cube backend that autodiff does not track (sampling) and
+//! whose elements fill their buffer (any order of the dimensions: a convolution's channels-last
+//! output qualifies). Anything else comes back untouched as `Err`, and the caller takes another
+//! path. In training the ELU's two passes, [`elu_forward`] and [`elu_backward`], are kernels here
+//! too, called by the tracked ELU (`blocks::elu_autodiff`), which records the backward pass.
 //!
 //! The elementwise kernels walk the input's buffer linearly and write an output of the same
 //! layout, in place when the input's buffer is not shared.

@@ -34,7 +34,7 @@ use burn::backend::{
 use burn::tensor::Tensor;
 
 /// The two passes of the ELU on one backend.
-pub(crate) trait EluPasses: Backend {
+trait EluPasses: Backend {
     /// `elu(x)`.
     fn elu_forward(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// The gradient of `x` given `y = elu(x)` and the gradient of `y`: `grad` where `y > 0`,
