@@ -8,7 +8,7 @@
 //! docs/BENCHMARKS.md), so every tensor operation is a kernel launch of its own, and at small
 //! batches a Langevin step costs its launches, not its arithmetic. [`cube_primitive`] takes
 //! tensors of the Cube backend that autodiff does not track (the kernels have no backward pass of
-//! their own: the tracked ELU of `qcs-score-net` records one around two of them) and hands anything
+//! their own: the tracked ELU and InstanceNorm++ of `qcs-score-net` record one around theirs) and hands anything
 //! else back, and the caller takes the tensor-operation path.
 
 #![cfg(feature = "cube")]

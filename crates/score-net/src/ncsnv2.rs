@@ -462,7 +462,6 @@ fn spatial(x: &Tensor<4>) -> [usize; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blocks::elu;
     use burn::tensor::{Distribution, Tolerance};
 
     fn tiny(channels: usize, image_size: usize) -> NcsnV2Config {
@@ -587,7 +586,7 @@ mod tests {
             .forward(vec![layer2.clone(), ref3], spatial(&layer2));
         let output =
             deep_refine(&net.refine5).forward(vec![layer1.clone(), ref4], spatial(&layer1));
-        let output = net.end_conv.forward(elu(net.normalizer.forward(output)));
+        let output = net.end_conv.forward(net.normalizer.forward_elu(output));
         let sigmas = net.sigmas().select(0, levels.clone()).reshape([2, 1, 1, 1]);
         let expected = output / sigmas;
 

@@ -1,5 +1,5 @@
 //! Hand-fused CubeCL kernels for the network's forward pass on the GPU backends (`cube` feature),
-//! and the ELU's backward pass.
+//! and the backward passes of the ELU and of InstanceNorm++ with its ELU.
 //!
 //! burn's kernel fusion stays off on wgpu (it computes wrong numbers in burn 0.22.1:
 //! docs/BENCHMARKS.md), so every tensor operation is a kernel launch of its own, and at small
@@ -17,7 +17,10 @@
 //! whose elements fill their buffer (any order of the dimensions: a convolution's channels-last
 //! output qualifies). Anything else comes back untouched as `Err`, and the caller takes another
 //! path. In training the ELU's two passes, [`elu_forward`] and [`elu_backward`], are kernels here
-//! too, called by the tracked ELU (`blocks::elu_autodiff`), which records the backward pass.
+//! too, called by the tracked ELU (`blocks::elu_autodiff`), which records the backward pass; and
+//! so are InstanceNorm++ and its ELU, [`norm_elu_forward`] (the three kernels above) and
+//! [`norm_elu_backward`] (four more), called by the tracked normalization
+//! (`blocks::norm_autodiff`).
 //!
 //! The elementwise kernels walk the input's buffer linearly and write an output of the same
 //! layout, in place when the input's buffer is not shared.
@@ -36,7 +39,8 @@ use qcs_cube::{
 
 use kernels::{
     add_elu_kernel, affine_elu_kernel, channel_factors_kernel, elu_backward_kernel, elu_kernel,
-    plane_stats_kernel, STATS_UNITS,
+    norm_elu_input_grad_kernel, norm_elu_sums_kernel, norm_grad_coefficients_kernel,
+    norm_param_grads_kernel, plane_stats_kernel, STATS_UNITS,
 };
 
 mod kernels {
@@ -176,7 +180,9 @@ mod kernels {
 
     /// Per batch element `b` (one cube each), InstanceNorm++'s per-channel factors from the plane
     /// statistics: with `m`, `v` the mean and unbiased variance of the `μ_c` across channels,
-    /// `scale_c = γ_c/√(s²_c + ε)` and `shift_c = α_c·γ_c·(μ_c − m)/√(v + ε) + β_c`.
+    /// `scale_c = γ_c/√(s²_c + ε)` and `shift_c = α_c·γ_c·rel_c + β_c`, where
+    /// `rel_c = (μ_c − m)/√(v + ε)`; `rel` and `inv_spread[b] = 1/√(v + ε)` are written too, for
+    /// the backward pass of training (`blocks::norm_autodiff`).
     #[cube(launch_unchecked)]
     #[allow(clippy::too_many_arguments)]
     pub(super) fn channel_factors_kernel<F: Float>(
@@ -187,6 +193,8 @@ mod kernels {
         beta: &Tensor<F>,
         scale: &mut Tensor<F>,
         shift: &mut Tensor<F>,
+        rel: &mut Tensor<F>,
+        inv_spread: &mut Tensor<F>,
         channels: usize,
         epsilon: f32,
         #[define(F)] _dtype: ElemType,
@@ -214,12 +222,17 @@ mod kernels {
         let squares = cube_sum::<F>(&mut partial, squares);
         let epsilon = F::cast_from(epsilon);
         let spread = F::sqrt(squares / F::cast_from(channels - 1) + epsilon);
+        if u == 0 {
+            inv_spread[b] = F::new(1.0) / spread;
+        }
 
         let mut c = u;
         while c < channels {
             let g = gamma[c];
+            let r = (mean[base + c] - m) / spread;
             scale[base + c] = g / F::sqrt(var[base + c] + epsilon);
-            shift[base + c] = alpha[c] * g * ((mean[base + c] - m) / spread) + beta[c];
+            shift[base + c] = alpha[c] * g * r + beta[c];
+            rel[base + c] = r;
             c += STATS_UNITS;
         }
     }
@@ -251,6 +264,214 @@ mod kernels {
         let p = b * channels + c;
         let x = A::cast_from(input[i]);
         output[i] = F::cast_from(elu_one::<A>((x - mean[p]) * scale[p] + shift[p]));
+    }
+
+    /// `elu′(o)·g` from the ELU's output `y = elu(o)`: `g` where `y > 0`, `g·(y + 1)` (which is
+    /// `g·eᵒ`) elsewhere.
+    #[cube]
+    fn elu_grad<F: Float>(y: F, g: F) -> F {
+        let mut g = g;
+        if y <= F::new(0.0) {
+            g *= y + F::new(1.0);
+        }
+        g
+    }
+
+    /// Per plane `p = b·C + c` of the tracked InstanceNorm++ and ELU (one cube each), the two sums
+    /// of its backward pass: with `d = x − μ_p` and `g′ = elu′(o)·g` (from the output `y`),
+    /// `s1[p] = Σ g′` and `sd[p] = Σ g′·d` over the plane. `x` and `y` (of one layout) and `g`
+    /// are read through their strides.
+    #[cube(launch_unchecked)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn norm_elu_sums_kernel<F: Float>(
+        input: &Tensor<F>,
+        output: &Tensor<F>,
+        grad: &Tensor<F>,
+        mean: &Tensor<F>,
+        s1: &mut Tensor<F>,
+        sd: &mut Tensor<F>,
+        channels: usize,
+        width: usize,
+        count: usize,
+        x_strides: Sequence<usize>,
+        g_strides: Sequence<usize>,
+        #[define(F)] _dtype: ElemType,
+    ) {
+        let p = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
+        if p >= s1.len() {
+            terminate!();
+        }
+        let u = UNIT_POS_X as usize;
+        let b = p / channels;
+        let c = p % channels;
+        let x_base = b * x_strides[0] + c * x_strides[1];
+        let g_base = b * g_strides[0] + c * g_strides[1];
+        let mu = mean[p];
+        let mut partial = Shared::new_slice(STATS_UNITS);
+
+        let mut sum = F::new(0.0);
+        let mut weighted = F::new(0.0);
+        let mut k = u;
+        while k < count {
+            let h = k / width;
+            let w = k % width;
+            let at = x_base + h * x_strides[2] + w * x_strides[3];
+            let d = input[at] - mu;
+            let g = elu_grad::<F>(
+                output[at],
+                grad[g_base + h * g_strides[2] + w * g_strides[3]],
+            );
+            sum += g;
+            weighted += g * d;
+            k += STATS_UNITS;
+        }
+        let sum = cube_sum::<F>(&mut partial, sum);
+        let weighted = cube_sum::<F>(&mut partial, weighted);
+        if u == 0 {
+            s1[p] = sum;
+            sd[p] = weighted;
+        }
+    }
+
+    /// Per batch element `b` (one cube each), the per-plane coefficients of the input gradient
+    /// `∂x = scale·g′ + coef_d·d + coef_c` (with `g′`, `d` of [`norm_elu_sums_kernel`] and `n`
+    /// values per plane): with `σ⁻² = 1/(s² + ε)`, `coef_d = −scale·sd·σ⁻²/n`, and
+    /// `coef_c = (∂μ − scale·s1)/n`, where `∂μ_c = (G_c − Ḡ − T·rel_c/(C − 1))/√(v + ε)` is
+    /// the gradient reaching the plane mean through the relative means, `G_c = γ_c·α_c·s1_c`,
+    /// `Ḡ` their mean over the channels and `T = Σ_c G_c·rel_c`.
+    #[cube(launch_unchecked)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn norm_grad_coefficients_kernel<F: Float>(
+        s1: &Tensor<F>,
+        sd: &Tensor<F>,
+        var: &Tensor<F>,
+        scale: &Tensor<F>,
+        rel: &Tensor<F>,
+        inv_spread: &Tensor<F>,
+        alpha: &Tensor<F>,
+        gamma: &Tensor<F>,
+        coef_d: &mut Tensor<F>,
+        coef_c: &mut Tensor<F>,
+        channels: usize,
+        count: usize,
+        epsilon: f32,
+        #[define(F)] _dtype: ElemType,
+    ) {
+        let b = CUBE_POS_X as usize;
+        let u = UNIT_POS_X as usize;
+        let base = b * channels;
+        let mut partial = Shared::new_slice(STATS_UNITS);
+
+        let mut g_sum = F::new(0.0);
+        let mut t_sum = F::new(0.0);
+        let mut c = u;
+        while c < channels {
+            let g = gamma[c] * alpha[c] * s1[base + c];
+            g_sum += g;
+            t_sum += g * rel[base + c];
+            c += STATS_UNITS;
+        }
+        let g_mean = cube_sum::<F>(&mut partial, g_sum) / F::cast_from(channels);
+        let t = cube_sum::<F>(&mut partial, t_sum) / F::cast_from(channels - 1);
+        let spread = inv_spread[b];
+        let n = F::cast_from(count);
+        let epsilon = F::cast_from(epsilon);
+
+        let mut c = u;
+        while c < channels {
+            let q = base + c;
+            let g = gamma[c] * alpha[c] * s1[q];
+            let d_mu = (g - g_mean - t * rel[q]) * spread;
+            coef_d[q] = F::new(0.0) - scale[q] * sd[q] / ((var[q] + epsilon) * n);
+            coef_c[q] = (d_mu - scale[q] * s1[q]) / n;
+            c += STATS_UNITS;
+        }
+    }
+
+    /// The parameters' gradients, one unit per channel `c`, summed over the batch:
+    /// `∂β_c = Σ_b s1`, `∂γ_c = Σ_b (sd/√(s² + ε) + α_c·rel·s1)`, `∂α_c = Σ_b γ_c·rel·s1`.
+    #[cube(launch_unchecked)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn norm_param_grads_kernel<F: Float>(
+        s1: &Tensor<F>,
+        sd: &Tensor<F>,
+        var: &Tensor<F>,
+        rel: &Tensor<F>,
+        alpha: &Tensor<F>,
+        gamma: &Tensor<F>,
+        d_alpha: &mut Tensor<F>,
+        d_gamma: &mut Tensor<F>,
+        d_beta: &mut Tensor<F>,
+        batch: usize,
+        epsilon: f32,
+        #[define(F)] _dtype: ElemType,
+    ) {
+        let c = ABSOLUTE_POS;
+        let channels = d_beta.len();
+        if c >= channels {
+            terminate!();
+        }
+        let epsilon = F::cast_from(epsilon);
+        let a = alpha[c];
+        let g = gamma[c];
+        let mut da = F::new(0.0);
+        let mut dg = F::new(0.0);
+        let mut db = F::new(0.0);
+        let mut b = 0usize;
+        while b < batch {
+            let q = b * channels + c;
+            let s = s1[q];
+            let r = rel[q];
+            db += s;
+            dg += sd[q] / F::sqrt(var[q] + epsilon) + a * r * s;
+            da += g * r * s;
+            b += 1usize;
+        }
+        d_alpha[c] = da;
+        d_gamma[c] = dg;
+        d_beta[c] = db;
+    }
+
+    /// The input's gradient `∂x = scale·g′ + coef_d·d + coef_c` elementwise over `grad`'s buffer
+    /// (and the input gradient's, of `grad`'s layout): element `i` has the coordinates `i`
+    /// decomposes into over `grad`'s dimensions from the outermost in memory (`sizes`); `x` and
+    /// `y` hold it at those coordinates times `x_strides`, and its plane is those coordinates
+    /// times `plane_strides` (`C` for the batch, 1 for the channel, 0 for the others; all in that
+    /// order).
+    #[cube(launch_unchecked)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn norm_elu_input_grad_kernel<F: Float>(
+        input: &Tensor<F>,
+        output: &Tensor<F>,
+        grad: &Tensor<F>,
+        mean: &Tensor<F>,
+        scale: &Tensor<F>,
+        coef_d: &Tensor<F>,
+        coef_c: &Tensor<F>,
+        input_grad: &mut Tensor<F>,
+        sizes: Sequence<usize>,
+        x_strides: Sequence<usize>,
+        plane_strides: Sequence<usize>,
+        #[define(F)] _dtype: ElemType,
+    ) {
+        let i = ABSOLUTE_POS;
+        if i >= input_grad.len() {
+            terminate!();
+        }
+        let c_3 = i % sizes[3];
+        let rest = i / sizes[3];
+        let c_2 = rest % sizes[2];
+        let rest = rest / sizes[2];
+        let c_1 = rest % sizes[1];
+        let c_0 = (rest / sizes[1]) % sizes[0];
+        let at = c_0 * x_strides[0] + c_1 * x_strides[1] + c_2 * x_strides[2] + c_3 * x_strides[3];
+        let p = c_0 * plane_strides[0]
+            + c_1 * plane_strides[1]
+            + c_2 * plane_strides[2]
+            + c_3 * plane_strides[3];
+        let d = input[at] - mean[p];
+        let g = elu_grad::<F>(output[at], grad[i]);
+        input_grad[i] = scale[p] * g + coef_d[p] * d + coef_c[p];
     }
 }
 
@@ -409,7 +630,7 @@ pub(crate) fn instance_norm_elu(
     beta: Tensor<1>,
     epsilon: f64,
 ) -> Result<Tensor<4>, Tensor<4>> {
-    let [batch, channels, height, width] = x.dims();
+    let [batch, channels, _, _] = x.dims();
     let t = cube_primitive(x)?;
     let params = [alpha, gamma, beta].map(|p| match cube_primitive(p) {
         Ok(p) if p.is_contiguous() && p.dtype == DType::F32 => Some(p),
@@ -418,35 +639,69 @@ pub(crate) fn instance_norm_elu(
     let [Some(alpha), Some(gamma), Some(beta)] = params else {
         return Err(from_cube(t));
     };
-    if !walkable(&t) || channels < 2 || batch > 65_535 {
+    if !walkable(&t) || !norm_applies(batch, channels) {
         return Err(from_cube(t));
     }
+    Ok(from_cube(launch_norm_elu(t, alpha, gamma, beta, epsilon).0))
+}
+
+/// Whether the InstanceNorm++ kernels take `batch × channels` planes: relative means need two
+/// channels, and a batch element is one cube of a 1-D grid (65,535 at most).
+pub(crate) fn norm_applies(batch: usize, channels: usize) -> bool {
+    channels >= 2 && batch <= 65_535
+}
+
+/// The per-plane statistics of one InstanceNorm++, contiguous `[B, C]` f32 tensors (`inv_spread`
+/// `[B]`): the plane means and variances, the affine map's `scale` and `shift`, the relative
+/// means, and `1/√(v + ε)` of each batch element.
+#[derive(Clone, Debug)]
+struct NormStats {
+    mean: CubeTensor,
+    var: CubeTensor,
+    scale: CubeTensor,
+    shift: CubeTensor,
+    rel: CubeTensor,
+    inv_spread: CubeTensor,
+}
+
+/// The three kernels of [`instance_norm_elu`] on a [`walkable`] `t` whose shape
+/// [`norm_applies`] to, with contiguous f32 parameters: the output (in `t`'s buffer when it is not
+/// shared) and the statistics.
+fn launch_norm_elu(
+    t: CubeTensor,
+    alpha: CubeTensor,
+    gamma: CubeTensor,
+    beta: CubeTensor,
+    epsilon: f64,
+) -> (CubeTensor, NormStats) {
+    let [batch, channels, height, width] = t.meta.shape().dims::<4>();
     let strides = t.meta.strides().clone();
     let client = t.client.clone();
     let dtype = element_type(&t);
     let planes = batch * channels;
     let per_plane = || empty_like(&t, &[batch, channels], DType::F32);
-    let (mean, var, scale, shift) = (per_plane(), per_plane(), per_plane(), per_plane());
-    let accumulate = element_type(&mean);
+    let stats = NormStats {
+        mean: per_plane(),
+        var: per_plane(),
+        scale: per_plane(),
+        shift: per_plane(),
+        rel: per_plane(),
+        inv_spread: empty_like(&t, &[batch], DType::F32),
+    };
+    let accumulate = element_type(&stats.mean);
     let (out, in_place) = output_like(&t);
     let (count, dim) = launch_dims(&t);
-    // One cube per plane, on a 2-D grid (at most 65,535 cubes per dimension); one per batch
-    // element for the factors.
-    let stats_dim = CubeDim::new_1d(STATS_UNITS as u32);
-    let grid_x = planes.min(65_535);
-    let stats_count = CubeCount::Static(grid_x as u32, planes.div_ceil(grid_x) as u32, 1);
-    let factors_count = CubeCount::Static(batch as u32, 1, 1);
     // SAFETY: `x`'s buffer holds exactly its `B·C·H·W` values (`walkable`), so every
-    // `b·sb + c·sc + h·sh + w·sw` is in it; the per-plane buffers are contiguous `[B, C]`, the
-    // parameters contiguous `[C]`; each kernel stops at its unit count.
+    // `b·sb + c·sc + h·sh + w·sw` is in it; the per-plane buffers are contiguous `[B, C]` (`[B]`),
+    // the parameters contiguous `[C]`; each kernel stops at its unit count.
     unsafe {
         plane_stats_kernel::launch_unchecked(
             &client,
-            stats_count,
-            stats_dim,
+            plane_grid(planes),
+            CubeDim::new_1d(STATS_UNITS as u32),
             t.clone().into_tensor_arg(),
-            mean.clone().into_tensor_arg(),
-            var.clone().into_tensor_arg(),
+            stats.mean.clone().into_tensor_arg(),
+            stats.var.clone().into_tensor_arg(),
             channels,
             height,
             width,
@@ -458,15 +713,17 @@ pub(crate) fn instance_norm_elu(
         );
         channel_factors_kernel::launch_unchecked(
             &client,
-            factors_count,
-            stats_dim,
-            mean.clone().into_tensor_arg(),
-            var.into_tensor_arg(),
+            CubeCount::Static(batch as u32, 1, 1),
+            CubeDim::new_1d(STATS_UNITS as u32),
+            stats.mean.clone().into_tensor_arg(),
+            stats.var.clone().into_tensor_arg(),
             alpha.into_tensor_arg(),
             gamma.into_tensor_arg(),
             beta.into_tensor_arg(),
-            scale.clone().into_tensor_arg(),
-            shift.clone().into_tensor_arg(),
+            stats.scale.clone().into_tensor_arg(),
+            stats.shift.clone().into_tensor_arg(),
+            stats.rel.clone().into_tensor_arg(),
+            stats.inv_spread.clone().into_tensor_arg(),
             channels,
             epsilon as f32,
             accumulate,
@@ -477,9 +734,9 @@ pub(crate) fn instance_norm_elu(
             count,
             dim,
             t.into_tensor_arg(),
-            mean.into_tensor_arg(),
-            scale.into_tensor_arg(),
-            shift.into_tensor_arg(),
+            stats.mean.clone().into_tensor_arg(),
+            stats.scale.clone().into_tensor_arg(),
+            stats.shift.clone().into_tensor_arg(),
             output,
             strides[0],
             batch,
@@ -488,7 +745,197 @@ pub(crate) fn instance_norm_elu(
             [dtype, accumulate],
         );
     }
-    Ok(from_cube(out))
+    (out, stats)
+}
+
+/// One cube per plane on a 2-D grid (at most 65,535 cubes per dimension).
+fn plane_grid(planes: usize) -> CubeCount {
+    let grid_x = planes.min(65_535);
+    CubeCount::Static(grid_x as u32, planes.div_ceil(grid_x) as u32, 1)
+}
+
+/// What the tracked InstanceNorm++ and ELU (`blocks::norm_autodiff`) keeps for its backward
+/// pass: the input and the output (of one layout), `α` and `γ`, and the statistics of the
+/// forward pass.
+#[derive(Clone, Debug)]
+pub(crate) struct NormEluSaved {
+    x: CubeTensor,
+    y: CubeTensor,
+    alpha: CubeTensor,
+    gamma: CubeTensor,
+    stats: NormStats,
+    epsilon: f64,
+}
+
+/// A contiguous f32 copy of `t` unless it is one.
+fn contiguous_f32(t: CubeTensor) -> CubeTensor {
+    let t = if t.dtype == DType::F32 {
+        t
+    } else {
+        <burn::backend::Cube as FloatTensorOps<burn::backend::Cube>>::float_cast(
+            t,
+            burn::tensor::FloatDType::F32,
+        )
+    };
+    into_contiguous(t)
+}
+
+/// The forward pass of the tracked InstanceNorm++ and ELU on an f32 [`qcs_cube::readable`] `x`
+/// whose shape [`norm_applies`] to: the three kernels of [`instance_norm_elu`] (after a contiguous
+/// copy where `x`'s elements do not fill its buffer), writing a new buffer (`x` is kept).
+pub(crate) fn norm_elu_forward(
+    x: CubeTensor,
+    alpha: CubeTensor,
+    gamma: CubeTensor,
+    beta: CubeTensor,
+    epsilon: f64,
+) -> (CubeTensor, NormEluSaved) {
+    let x = if walkable(&x) { x } else { into_contiguous(x) };
+    let [alpha, gamma, beta] = [alpha, gamma, beta].map(contiguous_f32);
+    let kept = x.clone();
+    let (y, stats) = launch_norm_elu(x, alpha.clone(), gamma.clone(), beta, epsilon);
+    let saved = NormEluSaved {
+        x: kept,
+        y: y.clone(),
+        alpha,
+        gamma,
+        stats,
+        epsilon,
+    };
+    (y, saved)
+}
+
+/// The backward pass of the tracked InstanceNorm++ and ELU: the gradients of `x`, `α`, `γ` and
+/// `β` from the output's gradient, in four kernels (the plane sums, the per-plane coefficients,
+/// the parameters' gradients, the input's gradient; the formulas at the kernels). The input's
+/// gradient takes `grad`'s layout (its buffer when not shared; a row-major copy first where its
+/// elements do not fill it); `x` is read through its strides.
+pub(crate) fn norm_elu_backward(saved: NormEluSaved, grad: CubeTensor) -> [CubeTensor; 4] {
+    let NormEluSaved {
+        x,
+        y,
+        alpha,
+        gamma,
+        stats,
+        epsilon,
+    } = saved;
+    let grad = if grad.dtype == x.dtype {
+        grad
+    } else {
+        <burn::backend::Cube as FloatTensorOps<burn::backend::Cube>>::float_cast(
+            grad,
+            x.dtype.into(),
+        )
+    };
+    let grad = if walkable(&grad) {
+        grad
+    } else {
+        into_contiguous(grad)
+    };
+    let [batch, channels, height, width] = x.meta.shape().dims::<4>();
+    let client = x.client.clone();
+    let dtype = element_type(&x);
+    let per_plane = || empty_like(&x, &[batch, channels], DType::F32);
+    let per_channel = || empty_like(&x, &[channels], DType::F32);
+    let (s1, sd, coef_d, coef_c) = (per_plane(), per_plane(), per_plane(), per_plane());
+    let (d_alpha, d_gamma, d_beta) = (per_channel(), per_channel(), per_channel());
+    let sequence = |values: [usize; 4]| {
+        let mut seq = cubecl::prelude::SequenceArg::new();
+        for v in values {
+            seq.push(v);
+        }
+        seq
+    };
+    let x_strides: [usize; 4] = std::array::from_fn(|d| x.meta.strides()[d]);
+    let g_strides: [usize; 4] = std::array::from_fn(|d| grad.meta.strides()[d]);
+    // `grad`'s dimensions from the outermost in memory, with their sizes, `x`'s strides and the
+    // plane index's.
+    let shape = [batch, channels, height, width];
+    let mut order = [0, 1, 2, 3];
+    order.sort_by_key(|&d| std::cmp::Reverse((g_strides[d], shape[d])));
+    let plane_strides = [channels, 1, 0, 0];
+    let (out, in_place) = output_like(&grad);
+    let (count, dim) = launch_dims(&grad);
+    let stats_dim = CubeDim::new_1d(STATS_UNITS as u32);
+    // SAFETY: `x` and `grad` have the shape `[B, C, H, W]` and are read through their own strides
+    // at coordinates below it (`grad` and the output walked linearly: `walkable`); the per-plane
+    // buffers are contiguous `[B, C]` (`inv_spread` `[B]`), the parameters and their gradients
+    // contiguous `[C]`; each kernel stops at its unit count.
+    unsafe {
+        norm_elu_sums_kernel::launch_unchecked(
+            &client,
+            plane_grid(batch * channels),
+            stats_dim,
+            x.clone().into_tensor_arg(),
+            y.clone().into_tensor_arg(),
+            grad.clone().into_tensor_arg(),
+            stats.mean.clone().into_tensor_arg(),
+            s1.clone().into_tensor_arg(),
+            sd.clone().into_tensor_arg(),
+            channels,
+            width,
+            height * width,
+            sequence(x_strides),
+            sequence(g_strides),
+            dtype,
+        );
+        norm_grad_coefficients_kernel::launch_unchecked(
+            &client,
+            CubeCount::Static(batch as u32, 1, 1),
+            stats_dim,
+            s1.clone().into_tensor_arg(),
+            sd.clone().into_tensor_arg(),
+            stats.var.clone().into_tensor_arg(),
+            stats.scale.clone().into_tensor_arg(),
+            stats.rel.clone().into_tensor_arg(),
+            stats.inv_spread.into_tensor_arg(),
+            alpha.clone().into_tensor_arg(),
+            gamma.clone().into_tensor_arg(),
+            coef_d.clone().into_tensor_arg(),
+            coef_c.clone().into_tensor_arg(),
+            channels,
+            height * width,
+            epsilon as f32,
+            dtype,
+        );
+        let (param_count, param_dim) = launch_dims(&d_beta);
+        norm_param_grads_kernel::launch_unchecked(
+            &client,
+            param_count,
+            param_dim,
+            s1.into_tensor_arg(),
+            sd.into_tensor_arg(),
+            stats.var.into_tensor_arg(),
+            stats.rel.into_tensor_arg(),
+            alpha.into_tensor_arg(),
+            gamma.into_tensor_arg(),
+            d_alpha.clone().into_tensor_arg(),
+            d_gamma.clone().into_tensor_arg(),
+            d_beta.clone().into_tensor_arg(),
+            batch,
+            epsilon as f32,
+            dtype,
+        );
+        let input_grad = output_arg(&out, in_place, 2);
+        norm_elu_input_grad_kernel::launch_unchecked(
+            &client,
+            count,
+            dim,
+            x.into_tensor_arg(),
+            y.into_tensor_arg(),
+            grad.into_tensor_arg(),
+            stats.mean.into_tensor_arg(),
+            stats.scale.into_tensor_arg(),
+            coef_d.into_tensor_arg(),
+            coef_c.into_tensor_arg(),
+            input_grad,
+            sequence(order.map(|d| shape[d])),
+            sequence(order.map(|d| x_strides[d])),
+            sequence(order.map(|d| plane_strides[d])),
+            dtype,
+        );
+    }
+    [out, d_alpha, d_gamma, d_beta]
 }
 
 #[cfg(test)]

@@ -10,10 +10,10 @@ pub(crate) mod cube;
 mod elu_autodiff;
 pub mod msf;
 pub mod norm;
+#[cfg(any(feature = "flex", feature = "cube"))]
+mod norm_autodiff;
 pub mod rcu;
 pub mod refine;
 pub mod residual;
 
-#[cfg(test)]
-pub(crate) use activation::elu;
 pub(crate) use conv::conv3x3;

@@ -69,7 +69,9 @@ impl InstanceNorm2dPlus {
     /// `elu(self.forward(x))`, what every InstanceNorm++ of NCSNv2 feeds; in a `cube` build a GPU
     /// tensor outside autodiff takes three fused kernels instead of 28 launches (26 tensor
     /// operations and two reshape copies; `blocks::cube`), and a 16-bit one the same three
-    /// instead of those and two casts.
+    /// instead of those and two casts. Under autodiff, on the CPU (`flex` feature) and on the GPU
+    /// (`cube`), it is one operation with a hand-written backward pass, and on the CPU outside
+    /// autodiff loops over the planes (`blocks::norm_autodiff`).
     pub fn forward_elu(&self, x: Tensor<4>) -> Tensor<4> {
         #[cfg(feature = "cube")]
         let x = {
@@ -83,6 +85,17 @@ impl InstanceNorm2dPlus {
                 Ok(y) => return y,
                 Err(x) => x,
             }
+        };
+        #[cfg(any(feature = "flex", feature = "cube"))]
+        let x = match super::norm_autodiff::instance_norm_elu(
+            x,
+            self.alpha.val(),
+            self.gamma.val(),
+            self.beta.val(),
+            self.epsilon,
+        ) {
+            Ok(y) => return y,
+            Err(x) => x,
         };
         match x.dtype() {
             DType::F32 => super::activation::elu(self.forward(x)),
