@@ -361,9 +361,11 @@ impl NcsnV2 {
     /// The network with every convolution weight stored channels-last in memory (its logical
     /// shape unchanged), the layout burn's direct convolution reads on the GPU backends, so that
     /// a forward pass no longer copies each weight into it (one launch per convolution; a third of
-    /// those left at batch 1 after the fused kernels, docs/BENCHMARKS.md). For sampling: training
-    /// keeps the layout the optimizer made. The identity on the CPU backends and in builds without
-    /// the `cube` feature.
+    /// those left at batch 1 after the fused kernels, docs/BENCHMARKS.md). For sampling, and for
+    /// training: a network on an autodiff device keeps its autodiff association, checkpointing
+    /// strategy and tracked parameters, and the fused Adam keeps each parameter's layout
+    /// (`train::cube`). The identity on the CPU backends and in builds without the `cube`
+    /// feature.
     pub fn with_inference_layout(self) -> Self {
         #[cfg(feature = "cube")]
         {
@@ -373,7 +375,23 @@ impl NcsnV2 {
                     &mut self,
                     param: Param<Tensor<D>>,
                 ) -> Param<Tensor<D>> {
-                    param.map(crate::blocks::cube::channels_last)
+                    param.map(|t| {
+                        if !t.is_autodiff() {
+                            return crate::blocks::cube::channels_last(t);
+                        }
+                        let strategy = t.gradient_checkpointing_strategy();
+                        let tracked = t.is_require_grad();
+                        let t = crate::blocks::cube::channels_last(t.inner()).autodiff();
+                        let t = match strategy {
+                            Some(strategy) => t.with_gradient_checkpointing_strategy(strategy),
+                            None => t,
+                        };
+                        if tracked {
+                            t.require_grad()
+                        } else {
+                            t
+                        }
+                    })
                 }
             }
             self.map(&mut ChannelsLast)

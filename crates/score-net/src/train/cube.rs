@@ -17,10 +17,14 @@ use kernels::{adam_kernel, ema_kernel};
 mod kernels {
     use cubecl::prelude::*;
 
-    /// One Adam step on element `i` of tensors of one layout that fills their buffers, burn's arithmetic in
-    /// burn's order (`burn::optim::Adam`): `m ← β₁m + (1 − β₁)g`, `v ← β₂v + (1 − β₂)g²` (from
-    /// zero moments on the `first` step), `θ ← θ − lr·(m·c)/(√v + ε')` with the bias corrections
-    /// folded into `c` and `ε'`.
+    /// One Adam step on element `i` of the parameter and the outputs (of one layout that fills
+    /// their buffers), burn's arithmetic in burn's order (`burn::optim::Adam`):
+    /// `m ← β₁m + (1 − β₁)g`, `v ← β₂v + (1 − β₂)g²` (from zero moments on the `first` step),
+    /// `θ ← θ − lr·(m·c)/(√v + ε')` with the bias corrections folded into `c` and `ε'`. The
+    /// gradient and the moments may have any layout: element `i` has the coordinates `i`
+    /// decomposes into over the parameter's four dimensions (padded with leading ones) from the
+    /// outermost in memory (`sizes`), and each of them holds it at those coordinates times its
+    /// strides (the same order).
     #[cube(launch_unchecked)]
     #[allow(clippy::too_many_arguments)]
     pub(super) fn adam_kernel<F: Float>(
@@ -31,6 +35,10 @@ mod kernels {
         param_out: &mut Tensor<F>,
         moment_1_out: &mut Tensor<F>,
         moment_2_out: &mut Tensor<F>,
+        sizes: Sequence<usize>,
+        grad_strides: Sequence<usize>,
+        moment_1_strides: Sequence<usize>,
+        moment_2_strides: Sequence<usize>,
         beta_1: f32,
         beta_2: f32,
         step_factor: f32,
@@ -43,14 +51,31 @@ mod kernels {
         if i >= param_out.len() {
             terminate!();
         }
-        let g = grad[i];
+        let c_3 = i % sizes[3];
+        let rest = i / sizes[3];
+        let c_2 = rest % sizes[2];
+        let rest = rest / sizes[2];
+        let c_1 = rest % sizes[1];
+        let c_0 = (rest / sizes[1]) % sizes[0];
+        let g = grad[c_0 * grad_strides[0]
+            + c_1 * grad_strides[1]
+            + c_2 * grad_strides[2]
+            + c_3 * grad_strides[3]];
         let (b1, b2) = (F::cast_from(beta_1), F::cast_from(beta_2));
         let (c1, c2) = (F::new(1.0) - b1, F::new(1.0) - b2);
         let mut m = g * c1;
         let mut v = (g * g) * c2;
         if !first {
-            m = moment_1[i] * b1 + m;
-            v = moment_2[i] * b2 + v;
+            let at_1 = c_0 * moment_1_strides[0]
+                + c_1 * moment_1_strides[1]
+                + c_2 * moment_1_strides[2]
+                + c_3 * moment_1_strides[3];
+            let at_2 = c_0 * moment_2_strides[0]
+                + c_1 * moment_2_strides[1]
+                + c_2 * moment_2_strides[2]
+                + c_3 * moment_2_strides[3];
+            m = moment_1[at_1] * b1 + m;
+            v = moment_2[at_2] * b2 + v;
         }
         moment_1_out[i] = m;
         moment_2_out[i] = v;
@@ -58,13 +83,16 @@ mod kernels {
         param_out[i] = param[i] - step * F::cast_from(lr);
     }
 
-    /// `out = ema·rate + value·keep` on element `i` of tensors of one layout that fills their buffers
-    /// (`ema_update`'s arithmetic; `keep = 1 − rate`, computed by the caller as burn would).
+    /// `out = ema·rate + value·keep` on element `i` of `ema` and `out` (of one layout that fills
+    /// their buffers; `ema_update`'s arithmetic, `keep = 1 − rate` computed by the caller as burn
+    /// would); `value` in any layout, read as the gradient of [`adam_kernel`].
     #[cube(launch_unchecked)]
     pub(super) fn ema_kernel<F: Float>(
         ema: &Tensor<F>,
         value: &Tensor<F>,
         out: &mut Tensor<F>,
+        sizes: Sequence<usize>,
+        value_strides: Sequence<usize>,
         rate: f32,
         keep: f32,
         #[define(F)] _dtype: ElemType,
@@ -73,32 +101,28 @@ mod kernels {
         if i >= out.len() {
             terminate!();
         }
-        out[i] = ema[i] * F::cast_from(rate) + value[i] * F::cast_from(keep);
+        let c_3 = i % sizes[3];
+        let rest = i / sizes[3];
+        let c_2 = rest % sizes[2];
+        let rest = rest / sizes[2];
+        let c_1 = rest % sizes[1];
+        let c_0 = (rest / sizes[1]) % sizes[0];
+        let at = c_0 * value_strides[0]
+            + c_1 * value_strides[1]
+            + c_2 * value_strides[2]
+            + c_3 * value_strides[3];
+        out[i] = ema[i] * F::cast_from(rate) + value[at] * F::cast_from(keep);
     }
 }
 
-/// `tensors` as they are where the first `read` of them share the first one's layout and it fills
-/// its buffer (in any order of the dimensions: a parameter stored permuted keeps its layout, and
-/// the kernels' outputs take it); else contiguous copies of those of them that are not contiguous
-/// (one launch each: a convolution's weight gradient may come in another order than its weight).
-fn one_layout<const N: usize>(tensors: [CubeTensor; N], read: usize) -> [CubeTensor; N] {
-    let strides = tensors[0].meta.strides().to_vec();
-    let shared = walkable(&tensors[0])
-        && tensors[..read]
-            .iter()
-            .all(|t| t.meta.strides().to_vec() == strides);
-    if shared {
-        return tensors;
+/// `t` where its elements fill its buffer (in any order of the dimensions: a parameter stored
+/// channels-last keeps its layout, and the kernels' outputs take it), else a contiguous copy.
+fn walkable_or_copy(t: CubeTensor) -> CubeTensor {
+    if walkable(&t) {
+        t
+    } else {
+        into_contiguous(t)
     }
-    let mut index = 0;
-    tensors.map(|t| {
-        index += 1;
-        if index > read || t.is_contiguous() {
-            t
-        } else {
-            into_contiguous(t)
-        }
-    })
 }
 
 /// `ema·rate + value·(1 − rate)` (of one shape) in one kernel, or `Err` with both where the
@@ -111,17 +135,21 @@ pub(crate) fn ema_blend<const D: usize>(
     if ema.dims() != value.dims() {
         return Err((ema, value));
     }
+    if D > 4 {
+        return Err((ema, value));
+    }
     let [e, v] = match cube_primitives([ema.clone(), value.clone()]) {
-        Ok(both) if both.iter().all(readable_f32) => one_layout(both, 2),
+        Ok([e, v]) if readable_f32(&e) && readable_f32(&v) => [walkable_or_copy(e), v],
         _ => return Err((ema, value)),
     };
+    let (sizes, [value_strides]) = in_memory_order(&e, [&v]);
     let out = empty_with_layout(&e);
     let (count, dim) = launch_dims(&out);
     let client = e.client.clone();
     let dtype = element_type(&e);
-    // SAFETY: the three tensors share one layout that fills each buffer (`one_layout`; `out` is a
-    // new buffer of `ema`'s layout), so every unit `i < len` reads and writes the same element of
-    // each, inside it.
+    // SAFETY: `ema` and `out` (a new buffer of `ema`'s layout) share one layout that fills each
+    // buffer, so every unit `i < len` reads and writes the same element of each, inside it; its
+    // coordinates are below the shape `value` shares, read through `value`'s own strides.
     unsafe {
         ema_kernel::launch_unchecked(
             &client,
@@ -130,6 +158,8 @@ pub(crate) fn ema_blend<const D: usize>(
             e.into_tensor_arg(),
             v.into_tensor_arg(),
             out.clone().into_tensor_arg(),
+            sequence(sizes),
+            sequence(value_strides),
             rate as f32,
             (1.0 - rate) as f32,
             dtype,
@@ -138,13 +168,46 @@ pub(crate) fn ema_blend<const D: usize>(
     Ok(from_cube(out))
 }
 
+/// The sizes of `t`'s dimensions from the outermost in memory (the largest stride; a dimension
+/// of size 1 may go anywhere), padded to four with leading ones, and the strides of each of
+/// `others` in that order (0 for the padding): what a kernel walking `t`'s buffer linearly needs
+/// to read tensors of `t`'s shape at the same coordinates.
+fn in_memory_order<const N: usize>(
+    t: &CubeTensor,
+    others: [&CubeTensor; N],
+) -> ([usize; 4], [[usize; 4]; N]) {
+    let (shape, strides) = (t.meta.shape(), t.meta.strides());
+    let mut order: Vec<usize> = (0..shape.len()).collect();
+    order.sort_by_key(|&d| std::cmp::Reverse((strides[d], shape[d])));
+    let pad = 4 - order.len();
+    let sizes = std::array::from_fn(|k| if k < pad { 1 } else { shape[order[k - pad]] });
+    let others = others.map(|other| {
+        let other_strides = other.meta.strides();
+        std::array::from_fn(|k| {
+            if k < pad {
+                0
+            } else {
+                other_strides[order[k - pad]]
+            }
+        })
+    });
+    (sizes, others)
+}
+
+/// A kernel argument of four sizes or strides.
+fn sequence(values: [usize; 4]) -> cubecl::prelude::SequenceArg<usize> {
+    values.into_iter().collect()
+}
+
 /// The inputs of a step handed back where the kernel does not apply.
 type Inputs<const D: usize> = (Tensor<D>, Tensor<D>, Option<AdamState<D>>);
 
 /// burn's Adam step (no weight decay, no AMSGrad) on `tensor` with `grad` in one kernel: the new
 /// parameter and state, or `Err` with the inputs where the kernel does not apply (not f32
-/// tensors of the Cube backend outside autodiff). Inputs in another layout than the
-/// parameter's are copied first ([`one_layout`]).
+/// tensors of the Cube backend outside autodiff, more than four dimensions). The gradient and the
+/// moments are read through their strides, in any layout (a convolution's weight gradient comes
+/// channels-last; moments loaded from a checkpoint row-major); the new parameter and moments take
+/// the parameter's layout.
 pub(crate) fn adam_step<const D: usize>(
     constants: AdamConstants,
     lr: LearningRate,
@@ -161,7 +224,8 @@ pub(crate) fn adam_step<const D: usize>(
         Some(_) => return Err((tensor, grad, state)),
         None => (1, None),
     };
-    if grad.dims() != dims
+    if D > 4
+        || grad.dims() != dims
         || moments
             .as_ref()
             .is_some_and(|(m, v)| m.dims() != dims || v.dims() != dims)
@@ -175,9 +239,8 @@ pub(crate) fn adam_step<const D: usize>(
         Ok(all) if all.iter().all(readable_f32) => all,
         _ => return Err((tensor, grad, state)),
     };
-    // The moments are read only after the first step.
-    let inputs = if first { 2 } else { 4 };
-    let [param, g, m, v] = one_layout([param, g, m, v], inputs);
+    let param = walkable_or_copy(param);
+    let (sizes, [grad_strides, m_strides, v_strides]) = in_memory_order(&param, [&g, &m, &v]);
     let param_out = empty_with_layout(&param);
     let m_out = empty_with_layout(&param);
     let v_out = empty_with_layout(&param);
@@ -193,9 +256,10 @@ pub(crate) fn adam_step<const D: usize>(
     let (count, dim) = launch_dims(&param_out);
     let client = param.client.clone();
     let dtype = element_type(&param);
-    // SAFETY: the tensors read and written share one layout that fills each buffer (`one_layout`;
-    // the outputs are new buffers of the parameter's layout), so every unit `i < len` reads and
-    // writes the same element of each, inside it.
+    // SAFETY: the parameter and the outputs (new buffers of its layout) share one layout that fills
+    // each buffer, so every unit `i < len` reads and writes the same element of each, inside it;
+    // its coordinates are below the shape the gradient and the moments share, read through their
+    // own strides (the moments, placeholders of the parameter's shape on the first step, unread).
     unsafe {
         adam_kernel::launch_unchecked(
             &client,
@@ -208,6 +272,10 @@ pub(crate) fn adam_step<const D: usize>(
             param_out.clone().into_tensor_arg(),
             m_out.clone().into_tensor_arg(),
             v_out.clone().into_tensor_arg(),
+            sequence(sizes),
+            sequence(grad_strides),
+            sequence(m_strides),
+            sequence(v_strides),
             beta_1,
             beta_2,
             step_factor,
@@ -313,6 +381,24 @@ mod tests {
                 let (sa, sb) = (state_a.expect("state"), state_b.expect("state"));
                 assert_close(host(sa.momentum.moment_2), host(sb.momentum.moment_2), "v");
             }
+            // A convolution's weight with a channels-last gradient.
+            let start = tensor([4, 3, 3, 2], 0.7, &device);
+            let (mut a, mut b) = (start.clone(), start);
+            let (mut state_a, mut state_b) = (None, None);
+            for step in 0..3 {
+                let grad = tensor([4, 3, 2, 3], step as f32, &device).permute([0, 3, 1, 2]);
+                let (next, state) = adam_step(constants, 1e-2, a, grad.clone(), state_a)
+                    .unwrap_or_else(|_| panic!("the kernel must apply on {device:?}"));
+                (a, state_a) = (next, Some(state));
+                (b, state_b) = burn_adam.step(1e-2, b, grad, state_b);
+            }
+            assert_close(host(a), host(b), "4-D parameter");
+            let (sa, sb) = (state_a.expect("state"), state_b.expect("state"));
+            assert_close(
+                host(sa.momentum.moment_1),
+                host(sb.momentum.moment_1),
+                "4-D m",
+            );
         }
     }
 

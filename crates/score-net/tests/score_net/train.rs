@@ -299,3 +299,83 @@ fn written_files_are_readable_by_everyone() {
         .collect();
     assert!(private.is_empty(), "not 0644: {private:?}");
 }
+
+/// Three training steps from the same weights on every test backend (`QCS_TEST_BACKENDS`: flex and
+/// ndarray by default, wgpu in the GPU pass, where the ELU and InstanceNorm++ are tracked operations
+/// with hand-written backward passes, Adam and the EMA are kernels and the weights are stored
+/// channels-last) follow the CPU run: the same losses step by step and the same EMA weights, within
+/// float rounding carried through three Adam steps (an Adam step moves each weight by about the
+/// learning rate whatever the gradient's size, so rounding can flip the sign of a near-zero
+/// gradient's step: the weights compare in relative L2 of their change).
+#[test]
+fn training_steps_on_every_backend_follow_the_cpu() {
+    let data = blobs();
+    let stop = AtomicBool::new(false);
+    let flex = Device::flex();
+    let start_dir = tempfile::tempdir().expect("temp dir");
+    let start = train(
+        &tiny_config(0),
+        &data,
+        start_dir.path(),
+        &flex,
+        |_| {},
+        &stop,
+    )
+    .expect("initialized");
+    let init = start.ema_weights.to_str().expect("UTF-8 path").to_string();
+    let config = tiny_config(3)
+        .with_log_every(1)
+        .with_checkpoint_every(10)
+        .with_init(Some(init));
+    let run = |device: &Device| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut losses = Vec::new();
+        let outcome = train(
+            &config,
+            &data,
+            dir.path(),
+            device,
+            |p| losses.extend(p.loss),
+            &stop,
+        )
+        .expect("trained");
+        let ema = load_safetensors(&config.model, &outcome.ema_weights, &flex).expect("EMA");
+        (losses, floats_of(&ema))
+    };
+    let initial = floats_of(
+        &load_safetensors(&config.model, &start.ema_weights, &flex).expect("initial weights"),
+    );
+    let (cpu_losses, cpu_ema) = run(&flex);
+    assert_eq!(cpu_losses.len(), 3, "{cpu_losses:?}");
+    for (name, device) in qcs_testkit::devices() {
+        let (losses, ema) = run(&device);
+        for (step, (got, want)) in losses.iter().zip(&cpu_losses).enumerate() {
+            assert!(
+                (got - want).abs() <= 1e-3 * want.abs(),
+                "{name}, step {}: loss {got} against the CPU's {want}",
+                step + 1
+            );
+        }
+        let change =
+            |w: &[f64]| -> Vec<f64> { w.iter().zip(&initial).map(|(a, b)| a - b).collect() };
+        let error = qcs_testkit::rel_l2(&change(&ema), &change(&cpu_ema));
+        assert!(
+            error < 1e-2,
+            "{name}: EMA change off by {error:.2e} (relative L2)"
+        );
+    }
+}
+
+/// Every float parameter of `model`, in module order, as f64.
+fn floats_of(model: &NcsnV2) -> Vec<f64> {
+    use burn::module::{Module, ModuleVisitor, Param};
+    struct Collect(Vec<f64>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.extend(qcs_testkit::host(param.val()));
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    model.visit(&mut collect);
+    collect.0
+}
