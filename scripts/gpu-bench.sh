@@ -9,7 +9,8 @@
 # usage: scripts/gpu-bench.sh bench|mnist|tables|profile OUTDIR
 #   bench: the reference (scripts/reference-bench.py: Langevin steps and training steps) and `qcs bench` one
 #          after the other on the same GPU: ngf 128 on 28×28 at batch 1, 10 and 100 in f32, batch 100 in f16,
-#          and the SPIR-V build's ngf-128 batch-100 cases where .gpu/qcs-spirv.xz exists. About 6 minutes at most (each
+#          training steps at batch 128 (ngf 32 and 128), and the SPIR-V build's ngf-128 batch-100 cases where
+#          .gpu/qcs-spirv.xz exists. About 8 minutes at most (each
 #          part has a timeout, and every finished row is kept): a lease is 15 minutes, the mnist mode included.
 #   mnist: the 232 × 5 QCS-SGM cell (1 bit, M = 200, σ = 0.05, seed 0) on the first 100 MNIST test digits with
 #          the shipped prior and with the yardstick, batch 100 (ran on 2026-12-04: docs/results/mnist-100-2026-12-04/).
@@ -51,6 +52,11 @@ bench)
   at "qcs, f16"
   timeout 40 /tmp/qcs bench --ngf 128 --batch 100 --size 28 --train-batch 0 --precision f16 --out /tmp/f16.json \
     2>&1 | tee "$out/qcs-wgsl-f16.txt"
+  # Training steps at the reference's batch (128): the tracked InstanceNorm++ and ELU, the strided Adam and
+  # the channels-last weights (2026-12-05, counted on lavapipe only) timed for the first time on a GPU.
+  at "qcs, training"
+  timeout 150 /tmp/qcs bench --ngf 32,128 --batch 1 --size 28 --train-batch 128 --repeats 5 --steps 1 \
+    --out "$out/qcs-wgsl-train.json" 2>&1 | tee "$out/qcs-wgsl-train.txt"
   if [ -f .gpu/qcs-spirv.xz ]; then
     xz -dc .gpu/qcs-spirv.xz > /tmp/qcs-spirv && chmod +x /tmp/qcs-spirv
     at "qcs, SPIR-V"
