@@ -23,7 +23,7 @@ use burn_cubecl::ops::numeric::empty_device_dtype;
 pub use burn_cubecl::tensor::CubeTensor;
 use cubecl::calculate_cube_count_elemwise;
 use cubecl::ir::ElemType;
-use cubecl::prelude::{CubeCount, CubeDim, TensorArg};
+use cubecl::prelude::{CubeCount, CubeDim, SequenceArg, TensorArg};
 
 /// The tensor's Cube primitive when autodiff does not track it; the tensor back otherwise.
 pub fn cube_primitive<const D: usize>(x: Tensor<D>) -> Result<CubeTensor, Tensor<D>> {
@@ -152,10 +152,49 @@ pub fn into_contiguous(t: CubeTensor) -> CubeTensor {
     burn_cubecl::kernel::into_contiguous(t)
 }
 
-pub use reduce::cube_sum;
+/// The sizes of `t`'s dimensions from the outermost in memory (the largest stride; a dimension of
+/// size 1 may go anywhere), padded to four with leading ones, and each of `strides` (the strides
+/// of tensors of `t`'s shape, one per dimension of `t`) in that order, 0 for the padding: what a
+/// kernel walking `t`'s buffer linearly passes [`strided_offset`] to read those tensors at the same
+/// coordinates. `t` has at most four dimensions.
+pub fn in_memory_order<const N: usize>(
+    t: &CubeTensor,
+    strides: [&[usize]; N],
+) -> ([usize; 4], [[usize; 4]; N]) {
+    let (shape, own) = (t.meta.shape(), t.meta.strides());
+    let mut order: Vec<usize> = (0..shape.len()).collect();
+    order.sort_by_key(|&d| std::cmp::Reverse((own[d], shape[d])));
+    let pad = 4 - order.len();
+    let sizes = std::array::from_fn(|k| if k < pad { 1 } else { shape[order[k - pad]] });
+    let strides =
+        strides.map(|s| std::array::from_fn(|k| if k < pad { 0 } else { s[order[k - pad]] }));
+    (sizes, strides)
+}
+
+/// Four sizes or strides as a kernel argument.
+pub fn sequence(values: [usize; 4]) -> SequenceArg<usize> {
+    values.into_iter().collect()
+}
+
+pub use reduce::{cube_sum, strided_offset};
 
 mod reduce {
     use cubecl::prelude::*;
+
+    /// Where element `i` of a buffer walked linearly lies in a tensor of the same shape: `i`
+    /// decomposed into coordinates over the walked tensor's four dimensions from the outermost in
+    /// memory (`sizes`), times the other tensor's `strides` in that order (both from
+    /// [`super::in_memory_order`]).
+    #[cube]
+    pub fn strided_offset(i: usize, sizes: &Sequence<usize>, strides: &Sequence<usize>) -> usize {
+        let c_3 = i % sizes[3];
+        let rest = i / sizes[3];
+        let c_2 = rest % sizes[2];
+        let rest = rest / sizes[2];
+        let c_1 = rest % sizes[1];
+        let c_0 = (rest / sizes[1]) % sizes[0];
+        c_0 * strides[0] + c_1 * strides[1] + c_2 * strides[2] + c_3 * strides[3]
+    }
 
     /// The sum of every unit's `value` in the cube, returned to all of them (each of the
     /// `CUBE_DIM` units, a power of two, calls it): a tree over `partial` (at least `CUBE_DIM`

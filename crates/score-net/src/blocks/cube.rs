@@ -34,7 +34,8 @@ use burn::tensor::{DType, Tensor};
 use cubecl::prelude::{CubeCount, CubeDim};
 use qcs_cube::{
     cube_primitive, cube_primitives, element_type, empty_like, empty_with_layout, from_cube,
-    into_contiguous, launch_dims, output_arg, output_like, walkable, CubeTensor,
+    in_memory_order, into_contiguous, launch_dims, output_arg, output_like, sequence, walkable,
+    CubeTensor,
 };
 
 use kernels::{
@@ -45,7 +46,7 @@ use kernels::{
 
 mod kernels {
     use cubecl::prelude::*;
-    use qcs_cube::cube_sum;
+    use qcs_cube::{cube_sum, strided_offset};
 
     /// ELU with α = 1 on one element: `max(x, eˣ⁻ − 1)` with `x⁻ = min(x, 0)`, which is `x` for
     /// `x > 0` (where `e⁰ − 1 = 0 < x`) and `eˣ − 1` for `x ≤ 0` (where `eˣ − 1 ≥ x`).
@@ -87,38 +88,24 @@ mod kernels {
     }
 
     /// `sum = a + b` and `activated = elu(a + b)`, elementwise over `a`'s buffer (and the
-    /// outputs', of `a`'s layout). `b` may have another layout: element `i` of `a`'s buffer has
-    /// the coordinates `i` decomposes into over `a`'s dimensions from the outermost in memory
-    /// (`sizes`), and `b` holds it at those coordinates times `b_strides` (the same order).
+    /// outputs', of `a`'s layout). `b` may have another layout: element `i` of `a`'s buffer is at
+    /// [`strided_offset`] in it, with `a`'s `sizes` and `b`'s strides in `a`'s memory order
+    /// ([`qcs_cube::in_memory_order`]).
     #[cube(launch_unchecked)]
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn add_elu_kernel<F: Float>(
         a: &Tensor<F>,
         b: &Tensor<F>,
         sum: &mut Tensor<F>,
         activated: &mut Tensor<F>,
-        size_0: usize,
-        size_1: usize,
-        size_2: usize,
-        size_3: usize,
-        b_stride_0: usize,
-        b_stride_1: usize,
-        b_stride_2: usize,
-        b_stride_3: usize,
+        sizes: Sequence<usize>,
+        b_strides: Sequence<usize>,
         #[define(F)] _dtype: ElemType,
     ) {
         let i = ABSOLUTE_POS;
         if i >= sum.len() {
             terminate!();
         }
-        let c_3 = i % size_3;
-        let rest = i / size_3;
-        let c_2 = rest % size_2;
-        let rest = rest / size_2;
-        let c_1 = rest % size_1;
-        let c_0 = (rest / size_1) % size_0;
-        let at = c_0 * b_stride_0 + c_1 * b_stride_1 + c_2 * b_stride_2 + c_3 * b_stride_3;
-        let s = a[i] + b[at];
+        let s = a[i] + b[strided_offset(i, &sizes, &b_strides)];
         sum[i] = s;
         activated[i] = elu_one::<F>(s);
     }
@@ -433,11 +420,9 @@ mod kernels {
     }
 
     /// The input's gradient `∂x = scale·g′ + coef_d·d + coef_c` elementwise over `grad`'s buffer
-    /// (and the input gradient's, of `grad`'s layout): element `i` has the coordinates `i`
-    /// decomposes into over `grad`'s dimensions from the outermost in memory (`sizes`); `x` and
-    /// `y` hold it at those coordinates times `x_strides`, and its plane is those coordinates
-    /// times `plane_strides` (`C` for the batch, 1 for the channel, 0 for the others; all in that
-    /// order).
+    /// (and the input gradient's, of `grad`'s layout): element `i` is at [`strided_offset`] with
+    /// `x_strides` in `x` and `y`, and its plane's index is that with `plane_strides` (`C` for the
+    /// batch, 1 for the channel, 0 for the others), all in `grad`'s memory order (`sizes`).
     #[cube(launch_unchecked)]
     #[allow(clippy::too_many_arguments)]
     pub(super) fn norm_elu_input_grad_kernel<F: Float>(
@@ -458,17 +443,8 @@ mod kernels {
         if i >= input_grad.len() {
             terminate!();
         }
-        let c_3 = i % sizes[3];
-        let rest = i / sizes[3];
-        let c_2 = rest % sizes[2];
-        let rest = rest / sizes[2];
-        let c_1 = rest % sizes[1];
-        let c_0 = (rest / sizes[1]) % sizes[0];
-        let at = c_0 * x_strides[0] + c_1 * x_strides[1] + c_2 * x_strides[2] + c_3 * x_strides[3];
-        let p = c_0 * plane_strides[0]
-            + c_1 * plane_strides[1]
-            + c_2 * plane_strides[2]
-            + c_3 * plane_strides[3];
+        let at = strided_offset(i, &sizes, &x_strides);
+        let p = strided_offset(i, &sizes, &plane_strides);
         let d = input[at] - mean[p];
         let g = elu_grad::<F>(output[at], grad[i]);
         input_grad[i] = scale[p] * g + coef_d[p] * d + coef_c[p];
@@ -577,13 +553,7 @@ pub(crate) fn add_elu(
     if !(same_shape && walkable(&a) && qcs_cube::readable(&b) && a.dtype == b.dtype) {
         return Err((from_cube(a), from_cube(b)));
     }
-    // `a`'s dimensions from the outermost in memory (the largest stride; a dimension of size 1
-    // may go anywhere), with their sizes and `b`'s strides.
-    let (shape, a_strides, b_strides) = (a.meta.shape(), a.meta.strides(), b.meta.strides());
-    let mut order = [0, 1, 2, 3];
-    order.sort_by_key(|&d| std::cmp::Reverse((a_strides[d], shape[d])));
-    let size = order.map(|d| shape[d]);
-    let b_stride = order.map(|d| b_strides[d]);
+    let (sizes, [b_strides]) = in_memory_order(&a, [b.meta.strides()]);
     let (sum, in_place) = output_like(&a);
     let activated = empty_with_layout(&a);
     let (count, dim) = launch_dims(&a);
@@ -602,14 +572,8 @@ pub(crate) fn add_elu(
             b.into_tensor_arg(),
             sum_arg,
             activated.clone().into_tensor_arg(),
-            size[0],
-            size[1],
-            size[2],
-            size[3],
-            b_stride[0],
-            b_stride[1],
-            b_stride[2],
-            b_stride[3],
+            sequence(sizes),
+            sequence(b_strides),
             dtype,
         );
     }
@@ -839,21 +803,11 @@ pub(crate) fn norm_elu_backward(saved: NormEluSaved, grad: CubeTensor) -> [CubeT
     let per_channel = || empty_like(&x, &[channels], DType::F32);
     let (s1, sd, coef_d, coef_c) = (per_plane(), per_plane(), per_plane(), per_plane());
     let (d_alpha, d_gamma, d_beta) = (per_channel(), per_channel(), per_channel());
-    let sequence = |values: [usize; 4]| {
-        let mut seq = cubecl::prelude::SequenceArg::new();
-        for v in values {
-            seq.push(v);
-        }
-        seq
-    };
     let x_strides: [usize; 4] = std::array::from_fn(|d| x.meta.strides()[d]);
     let g_strides: [usize; 4] = std::array::from_fn(|d| grad.meta.strides()[d]);
-    // `grad`'s dimensions from the outermost in memory, with their sizes, `x`'s strides and the
-    // plane index's.
-    let shape = [batch, channels, height, width];
-    let mut order = [0, 1, 2, 3];
-    order.sort_by_key(|&d| std::cmp::Reverse((g_strides[d], shape[d])));
-    let plane_strides = [channels, 1, 0, 0];
+    // `grad`'s sizes in its memory order, and `x`'s strides and the plane index's in that order.
+    let (sizes, [x_order, plane_order]) =
+        in_memory_order(&grad, [&x_strides, &[channels, 1, 0, 0]]);
     let (out, in_place) = output_like(&grad);
     let (count, dim) = launch_dims(&grad);
     let stats_dim = CubeDim::new_1d(STATS_UNITS as u32);
@@ -929,9 +883,9 @@ pub(crate) fn norm_elu_backward(saved: NormEluSaved, grad: CubeTensor) -> [CubeT
             coef_d.into_tensor_arg(),
             coef_c.into_tensor_arg(),
             input_grad,
-            sequence(order.map(|d| shape[d])),
-            sequence(order.map(|d| x_strides[d])),
-            sequence(order.map(|d| plane_strides[d])),
+            sequence(sizes),
+            sequence(x_order),
+            sequence(plane_order),
             dtype,
         );
     }

@@ -7,8 +7,8 @@
 use burn::optim::{AdamState, AdaptiveMomentumState, LearningRate};
 use burn::tensor::Tensor;
 use qcs_cube::{
-    cube_primitives, element_type, empty_with_layout, from_cube, into_contiguous, launch_dims,
-    readable_f32, walkable, CubeTensor,
+    cube_primitives, element_type, empty_with_layout, from_cube, in_memory_order, into_contiguous,
+    launch_dims, readable_f32, sequence, walkable, CubeTensor,
 };
 
 use super::adam::AdamConstants;
@@ -16,6 +16,7 @@ use kernels::{adam_kernel, ema_kernel};
 
 mod kernels {
     use cubecl::prelude::*;
+    use qcs_cube::strided_offset;
 
     /// One Adam step on element `i` of the parameter and the outputs (of one layout that fills
     /// their buffers), burn's arithmetic in burn's order (`burn::optim::Adam`):
@@ -51,31 +52,14 @@ mod kernels {
         if i >= param_out.len() {
             terminate!();
         }
-        let c_3 = i % sizes[3];
-        let rest = i / sizes[3];
-        let c_2 = rest % sizes[2];
-        let rest = rest / sizes[2];
-        let c_1 = rest % sizes[1];
-        let c_0 = (rest / sizes[1]) % sizes[0];
-        let g = grad[c_0 * grad_strides[0]
-            + c_1 * grad_strides[1]
-            + c_2 * grad_strides[2]
-            + c_3 * grad_strides[3]];
+        let g = grad[strided_offset(i, &sizes, &grad_strides)];
         let (b1, b2) = (F::cast_from(beta_1), F::cast_from(beta_2));
         let (c1, c2) = (F::new(1.0) - b1, F::new(1.0) - b2);
         let mut m = g * c1;
         let mut v = (g * g) * c2;
         if !first {
-            let at_1 = c_0 * moment_1_strides[0]
-                + c_1 * moment_1_strides[1]
-                + c_2 * moment_1_strides[2]
-                + c_3 * moment_1_strides[3];
-            let at_2 = c_0 * moment_2_strides[0]
-                + c_1 * moment_2_strides[1]
-                + c_2 * moment_2_strides[2]
-                + c_3 * moment_2_strides[3];
-            m = moment_1[at_1] * b1 + m;
-            v = moment_2[at_2] * b2 + v;
+            m = moment_1[strided_offset(i, &sizes, &moment_1_strides)] * b1 + m;
+            v = moment_2[strided_offset(i, &sizes, &moment_2_strides)] * b2 + v;
         }
         moment_1_out[i] = m;
         moment_2_out[i] = v;
@@ -101,16 +85,7 @@ mod kernels {
         if i >= out.len() {
             terminate!();
         }
-        let c_3 = i % sizes[3];
-        let rest = i / sizes[3];
-        let c_2 = rest % sizes[2];
-        let rest = rest / sizes[2];
-        let c_1 = rest % sizes[1];
-        let c_0 = (rest / sizes[1]) % sizes[0];
-        let at = c_0 * value_strides[0]
-            + c_1 * value_strides[1]
-            + c_2 * value_strides[2]
-            + c_3 * value_strides[3];
+        let at = strided_offset(i, &sizes, &value_strides);
         out[i] = ema[i] * F::cast_from(rate) + value[at] * F::cast_from(keep);
     }
 }
@@ -142,7 +117,7 @@ pub(crate) fn ema_blend<const D: usize>(
         Ok([e, v]) if readable_f32(&e) && readable_f32(&v) => [walkable_or_copy(e), v],
         _ => return Err((ema, value)),
     };
-    let (sizes, [value_strides]) = in_memory_order(&e, [&v]);
+    let (sizes, [value_strides]) = in_memory_order(&e, [v.meta.strides()]);
     let out = empty_with_layout(&e);
     let (count, dim) = launch_dims(&out);
     let client = e.client.clone();
@@ -166,37 +141,6 @@ pub(crate) fn ema_blend<const D: usize>(
         );
     }
     Ok(from_cube(out))
-}
-
-/// The sizes of `t`'s dimensions from the outermost in memory (the largest stride; a dimension
-/// of size 1 may go anywhere), padded to four with leading ones, and the strides of each of
-/// `others` in that order (0 for the padding): what a kernel walking `t`'s buffer linearly needs
-/// to read tensors of `t`'s shape at the same coordinates.
-fn in_memory_order<const N: usize>(
-    t: &CubeTensor,
-    others: [&CubeTensor; N],
-) -> ([usize; 4], [[usize; 4]; N]) {
-    let (shape, strides) = (t.meta.shape(), t.meta.strides());
-    let mut order: Vec<usize> = (0..shape.len()).collect();
-    order.sort_by_key(|&d| std::cmp::Reverse((strides[d], shape[d])));
-    let pad = 4 - order.len();
-    let sizes = std::array::from_fn(|k| if k < pad { 1 } else { shape[order[k - pad]] });
-    let others = others.map(|other| {
-        let other_strides = other.meta.strides();
-        std::array::from_fn(|k| {
-            if k < pad {
-                0
-            } else {
-                other_strides[order[k - pad]]
-            }
-        })
-    });
-    (sizes, others)
-}
-
-/// A kernel argument of four sizes or strides.
-fn sequence(values: [usize; 4]) -> cubecl::prelude::SequenceArg<usize> {
-    values.into_iter().collect()
 }
 
 /// The inputs of a step handed back where the kernel does not apply.
@@ -240,7 +184,10 @@ pub(crate) fn adam_step<const D: usize>(
         _ => return Err((tensor, grad, state)),
     };
     let param = walkable_or_copy(param);
-    let (sizes, [grad_strides, m_strides, v_strides]) = in_memory_order(&param, [&g, &m, &v]);
+    let (sizes, [grad_strides, m_strides, v_strides]) = in_memory_order(
+        &param,
+        [g.meta.strides(), m.meta.strides(), v.meta.strides()],
+    );
     let param_out = empty_with_layout(&param);
     let m_out = empty_with_layout(&param);
     let v_out = empty_with_layout(&param);
@@ -356,49 +303,40 @@ mod tests {
 
     #[test]
     fn fused_adam_takes_permuted_tensors() {
-        for device in qcs_testkit::wgpu_devices() {
+        /// Three steps of the fused Adam and burn's from `start` with the gradients `grad(step)`:
+        /// the parameters and both moments agree.
+        fn follow_burn<const D: usize>(start: Tensor<D>, grad: impl Fn(f32) -> Tensor<D>) {
             let constants = AdamConstants {
                 beta_1: 0.9,
                 beta_2: 0.999,
                 epsilon: 1e-5,
             };
             let burn_adam = AdamConfig::new().build();
-            // A contiguous parameter with a permuted gradient, then both permuted alike.
-            for start in [
-                tensor([5, 3], 0.4, &device),
-                tensor([3, 5], 0.4, &device).transpose(),
-            ] {
-                let (mut a, mut b) = (start.clone(), start);
-                let (mut state_a, mut state_b) = (None, None);
-                for step in 0..3 {
-                    let grad = tensor([3, 5], step as f32, &device).transpose();
-                    let (next, state) = adam_step(constants, 1e-2, a, grad.clone(), state_a)
-                        .unwrap_or_else(|_| panic!("the kernel must apply on {device:?}"));
-                    (a, state_a) = (next, Some(state));
-                    (b, state_b) = burn_adam.step(1e-2, b, grad, state_b);
-                }
-                assert_close(host(a), host(b), "parameter");
-                let (sa, sb) = (state_a.expect("state"), state_b.expect("state"));
-                assert_close(host(sa.momentum.moment_2), host(sb.momentum.moment_2), "v");
-            }
-            // A convolution's weight with a channels-last gradient.
-            let start = tensor([4, 3, 3, 2], 0.7, &device);
             let (mut a, mut b) = (start.clone(), start);
             let (mut state_a, mut state_b) = (None, None);
             for step in 0..3 {
-                let grad = tensor([4, 3, 2, 3], step as f32, &device).permute([0, 3, 1, 2]);
+                let grad = grad(step as f32);
                 let (next, state) = adam_step(constants, 1e-2, a, grad.clone(), state_a)
-                    .unwrap_or_else(|_| panic!("the kernel must apply on {device:?}"));
+                    .unwrap_or_else(|_| panic!("the kernel must apply"));
                 (a, state_a) = (next, Some(state));
                 (b, state_b) = burn_adam.step(1e-2, b, grad, state_b);
             }
-            assert_close(host(a), host(b), "4-D parameter");
+            assert_close(host(a), host(b), "parameter");
             let (sa, sb) = (state_a.expect("state"), state_b.expect("state"));
-            assert_close(
-                host(sa.momentum.moment_1),
-                host(sb.momentum.moment_1),
-                "4-D m",
-            );
+            assert_close(host(sa.momentum.moment_1), host(sb.momentum.moment_1), "m");
+            assert_close(host(sa.momentum.moment_2), host(sb.momentum.moment_2), "v");
+        }
+        for device in qcs_testkit::wgpu_devices() {
+            let d = &device;
+            // A contiguous parameter with a permuted gradient, then both permuted alike.
+            let transposed = |phase| tensor([3, 5], phase, d).transpose();
+            follow_burn(tensor([5, 3], 0.4, d), transposed);
+            follow_burn(transposed(0.4), transposed);
+            // A convolution's weight with a channels-last gradient, and a channels-last weight (as
+            // training stores it) with a row-major gradient.
+            let channels_last = |phase| tensor([4, 3, 2, 3], phase, d).permute([0, 3, 1, 2]);
+            follow_burn(tensor([4, 3, 3, 2], 0.7, d), channels_last);
+            follow_burn(channels_last(0.7), |phase| tensor([4, 3, 3, 2], phase, d));
         }
     }
 
