@@ -197,7 +197,7 @@ fn measure(
             .with_precision(FloatDType::F16)
             .context("--precision")?,
     };
-    let model = model.with_inference_layout();
+    let model = model.with_channels_last_weights();
     let shape = ImageShape::new(image[0], image[1], image[2])?;
     let n = shape.numel();
 

@@ -49,7 +49,7 @@ pub fn load_model(
             .with_precision(FloatDType::F16)
             .context("--precision")?,
     };
-    Ok((model.with_inference_layout(), net_config))
+    Ok((model.with_channels_last_weights(), net_config))
 }
 
 /// The config's measurement settings with the flags applied.

@@ -366,7 +366,7 @@ impl NcsnV2 {
     /// strategy and tracked parameters, and the fused Adam keeps each parameter's layout
     /// (`train::cube`). The identity on the CPU backends and in builds without the `cube`
     /// feature.
-    pub fn with_inference_layout(self) -> Self {
+    pub fn with_channels_last_weights(self) -> Self {
         #[cfg(feature = "cube")]
         {
             struct ChannelsLast;

@@ -1053,7 +1053,7 @@ mod tests {
             let x = Tensor::<4>::random([2, 1, 28, 28], Distribution::Normal(0.5, 0.5), &device);
             let levels = Tensor::<1, Int>::from_ints([0, 3], &device);
             let expected = net.forward(x.clone(), levels.clone()).into_data();
-            let net = net.with_inference_layout();
+            let net = net.with_channels_last_weights();
             let weight = cube_primitive(net.end_conv.weight.val())
                 .unwrap_or_else(|_| panic!("a Cube tensor"));
             assert_eq!(weight.meta.strides()[1], 1, "channels-last: {weight:?}");

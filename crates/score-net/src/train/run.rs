@@ -206,7 +206,7 @@ fn run(
 ) -> Result<TrainOutcome, ScoreNetError> {
     // Convolution weights channels-last on the GPU backends: no copy of each into that layout in
     // every forward pass (the fused Adam keeps it).
-    state.model = state.model.with_inference_layout();
+    state.model = state.model.with_channels_last_weights();
     let levels = config.model.num_levels;
     let mut log = LossLog::open(run_dir, levels, config.level_buckets, state.step)?;
     let mut sampler = BatchSampler::new(

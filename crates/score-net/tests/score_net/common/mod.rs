@@ -36,7 +36,7 @@ pub fn parity(stem: &str, config: NcsnV2Config, device: &Device) -> f64 {
     // As the sampler runs it: convolution weights channels-last on the GPU backends.
     let net = load_safetensors(&config, &weights, device)
         .expect("fixture weights load")
-        .with_inference_layout();
+        .with_channels_last_weights();
 
     let sigmas = floats(net.sigmas().into_data());
     assert_eq!(relative_error(&sigmas, &floats(read(&io, "sigmas"))), 0.0);
