@@ -147,7 +147,7 @@ fn elu_tracked<B: EluPasses, C: CheckpointStrategy>(
 
 /// The two passes as loops over the elements of f32 tensors on the CPU.
 #[cfg(feature = "flex")]
-mod flex {
+pub(super) mod flex {
     use super::EluPasses;
     use burn::backend::flex::FlexTensor;
     use burn::backend::Flex;
@@ -155,15 +155,15 @@ mod flex {
     use rayon::prelude::*;
 
     /// Elements per task: large enough that a task outweighs its scheduling.
-    const CHUNK: usize = 1 << 14;
+    pub(in crate::blocks) const CHUNK: usize = 1 << 14;
 
     /// Whether the loops take `t`: an f32 tensor (16-bit ones take the tensor operations).
-    pub(super) fn applies(t: &FlexTensor) -> bool {
+    pub(in crate::blocks) fn applies(t: &FlexTensor) -> bool {
         t.dtype() == DType::F32
     }
 
     /// `t`'s values in row-major order: its own buffer when they are, else a copy.
-    fn row_major(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    pub(in crate::blocks) fn row_major(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
         match t.as_slice::<f32>() {
             Some(values) => std::borrow::Cow::Borrowed(values),
             None => std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().map_or_else(

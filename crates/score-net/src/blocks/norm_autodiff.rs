@@ -239,34 +239,19 @@ mod flex {
     use super::NormEluPasses;
     use burn::backend::flex::FlexTensor;
     use burn::backend::{BackendTensor, DispatchTensorKind, Flex};
-    use burn::tensor::{DType, TensorData};
+    use burn::tensor::TensorData;
     use rayon::prelude::*;
     use std::sync::Arc;
 
-    /// Elements per task: large enough that a task outweighs its scheduling.
-    const CHUNK: usize = 1 << 14;
-
-    /// Whether the loops take `t`: an f32 tensor (16-bit ones take the tensor operations).
-    pub(super) fn applies(t: &FlexTensor) -> bool {
-        t.dtype() == DType::F32
-    }
+    // The ELU's: f32 tensors only, tasks of about `CHUNK` elements, values in row-major order.
+    pub(super) use crate::blocks::elu_autodiff::flex::applies;
+    use crate::blocks::elu_autodiff::flex::{row_major, CHUNK};
 
     /// A parameter's CPU tensor outside autodiff, when it is an f32 one.
     pub(super) fn untracked_param(kind: DispatchTensorKind) -> Option<FlexTensor> {
         match kind {
             DispatchTensorKind::Flex(BackendTensor::Float(t)) if applies(&t) => Some(t),
             _ => None,
-        }
-    }
-
-    /// `t`'s values in row-major order: its own buffer when they are, else a copy.
-    fn row_major(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-        match t.as_slice::<f32>() {
-            Some(values) => std::borrow::Cow::Borrowed(values),
-            None => std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().map_or_else(
-                || unreachable!("a contiguous copy is a slice"),
-                <[f32]>::to_vec,
-            )),
         }
     }
 
