@@ -284,21 +284,25 @@ mod tests {
 
     #[test]
     fn a_model_path_is_found_beside_the_config_from_another_working_directory() {
-        // Tests run in crates/cli, where `assets/models/mnist.safetensors` is not: the config's
+        // Tests run in crates/cli, where the shipped prior (`assets/models/…`) is not: the config's
         // folder's parent (the repository) holds it.
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        assert!(!Path::new("assets/models/mnist.safetensors").exists());
+        let text = std::fs::read_to_string(root.join("configs/mnist.toml")).unwrap();
+        let shipped = text
+            .lines()
+            .find_map(|line| line.strip_prefix("path = \"")?.strip_suffix('"'))
+            .unwrap();
+        assert!(shipped.starts_with("assets/models/"), "{shipped}");
+        assert!(!Path::new(shipped).exists());
         let config = Config::load(&root.join("configs/mnist.toml")).unwrap();
         assert!(config.model.path.is_absolute(), "{:?}", config.model.path);
         assert_eq!(
             std::fs::read(&config.model.path).unwrap(),
-            std::fs::read(root.join("assets/models/mnist.safetensors")).unwrap()
+            std::fs::read(root.join(shipped)).unwrap()
         );
 
         let dir = tempfile::tempdir().unwrap();
-        let text = std::fs::read_to_string(root.join("configs/mnist.toml"))
-            .unwrap()
-            .replace("assets/models/mnist.safetensors", "nowhere/net.safetensors");
+        let text = text.replace(shipped, "nowhere/net.safetensors");
         let config_path = dir.path().join("c.toml");
         std::fs::write(&config_path, text).unwrap();
         let config = Config::load(&config_path).unwrap();

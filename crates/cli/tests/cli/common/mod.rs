@@ -53,22 +53,35 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
 }
 
+/// `text` (a config) with its `[model]` weights at `path`, whichever prior the config ships with.
+fn with_model_path(text: &str, path: &str) -> String {
+    let is_path = |line: &str| line.starts_with("path = ");
+    assert_eq!(text.lines().filter(|l| is_path(l)).count(), 1, "{text}");
+    text.lines()
+        .map(|line| {
+            if is_path(line) {
+                format!("path = \"{path}\"\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect()
+}
+
 /// A config for the reference ngf-8 fixture network (10 levels), with a short schedule.
 pub fn tiny_config(dir: &Path, matrix: &str, measurements: usize) -> PathBuf {
-    let text = std::fs::read_to_string(root().join("configs/mnist.toml"))
-        .unwrap()
-        .replace(
-            "assets/models/mnist.safetensors",
-            "tests/fixtures/ncsnv2_mnist_ngf8_weights.safetensors",
-        )
-        .replace("num_levels = 232", "num_levels = 10")
-        .replace("levels = 232", "levels = 3")
-        .replace("steps_per_level = 5", "steps_per_level = 2")
-        .replace("matrix = \"gaussian\"", &format!("matrix = \"{matrix}\""))
-        .replace(
-            "measurements = 200",
-            &format!("measurements = {measurements}"),
-        );
+    let text = with_model_path(
+        &std::fs::read_to_string(root().join("configs/mnist.toml")).unwrap(),
+        "tests/fixtures/ncsnv2_mnist_ngf8_weights.safetensors",
+    )
+    .replace("num_levels = 232", "num_levels = 10")
+    .replace("levels = 232", "levels = 3")
+    .replace("steps_per_level = 5", "steps_per_level = 2")
+    .replace("matrix = \"gaussian\"", &format!("matrix = \"{matrix}\""))
+    .replace(
+        "measurements = 200",
+        &format!("measurements = {measurements}"),
+    );
     let path = dir.join("tiny.toml");
     std::fs::write(&path, text).unwrap();
     path
