@@ -288,10 +288,8 @@ mod tests {
         // folder's parent (the repository) holds it.
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let text = std::fs::read_to_string(root.join("configs/mnist.toml")).unwrap();
-        let shipped = text
-            .lines()
-            .find_map(|line| line.strip_prefix("path = \"")?.strip_suffix('"'))
-            .unwrap();
+        let table: toml::Table = text.parse().unwrap();
+        let shipped = table["model"]["path"].as_str().unwrap();
         assert!(shipped.starts_with("assets/models/"), "{shipped}");
         assert!(!Path::new(shipped).exists());
         let config = Config::load(&root.join("configs/mnist.toml")).unwrap();
