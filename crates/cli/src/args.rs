@@ -329,7 +329,8 @@ pub struct ImageSelection {
     /// Use the first N images (after --skip; default: all).
     #[arg(long)]
     pub count: Option<usize>,
-    /// Leave out the first K images.
+    /// Leave out the first K images (the others keep their numbers, and so the measurement noise and
+    /// random draws they get in a run without --skip: a run can be split into parts).
     #[arg(long, default_value_t = 0)]
     pub skip: usize,
 }

@@ -12,9 +12,8 @@ use qcs_baselines::{back_projection, biht, BihtConfig, OneBitScale};
 use qcs_data::{Dataset, ImageSpec};
 use qcs_likelihood::Numerics;
 use qcs_sampler::StepControl;
-use qcs_score_net::{NcsnV2, NcsnV2Config};
 use qcs_sensing::{
-    build_operator, simulate, ImageShape, MeasurementSet, Operator, QuantizerSpec, StepRule,
+    build_operator, simulate_from, ImageShape, MeasurementSet, Operator, QuantizerSpec, StepRule,
 };
 
 use crate::args::{EvalArgs, Precision};
@@ -22,21 +21,16 @@ use crate::config::{Config, SamplerSection};
 use crate::reconstruct::{langevin_config, reconstruct_all, slice_set, step_bar_style};
 use crate::report::{score_images, ImageScore};
 use crate::results::{markdown, mean_se, summary, write_atomically, PerImage, ResultsFile, Row};
-use crate::setup::{load_model, select_images};
+use crate::setup::{load_model, select_images, Prior};
 use crate::stdout::outln;
 use crate::sweep::{bits_name, numerics_name, plan, Cell, Method, Setting};
 use crate::{backend, plot};
-
-/// The score network, when a sampling method is evaluated.
-struct Prior {
-    model: NcsnV2,
-    net: NcsnV2Config,
-}
 
 /// What every cell shares.
 struct Shared<'a> {
     args: &'a EvalArgs,
     config: &'a Config,
+    /// The score network, when a sampling method is evaluated.
     prior: Option<&'a Prior>,
     truth: &'a Dataset,
     device: Device,
@@ -307,7 +301,8 @@ fn finish(out: &Path, rows: &[Row], per_image: &PerImage, command: &str) -> Resu
     Ok(())
 }
 
-/// Simulated measurements of every image for one setting (the seeds are the same in every setting).
+/// Simulated measurements of every image for one setting (the seeds are the same in every setting; an image
+/// gets the noise it gets in a run without `--skip`).
 fn measure(context: &Shared, setting: &Setting, operator: &dyn Operator) -> Result<MeasurementSet> {
     let truth = context.truth;
     let x = Tensor::from_data(
@@ -315,12 +310,13 @@ fn measure(context: &Shared, setting: &Setting, operator: &dyn Operator) -> Resu
         &context.device,
     );
     let quantizer = QuantizerSpec::from_bits(setting.bits, StepRule::FromData)?;
-    Ok(simulate(
+    Ok(simulate_from(
         operator,
         x,
         quantizer,
         setting.noise_std,
         setting.operator.seed,
+        context.args.selection.skip,
         truth.names().to_vec(),
     )?)
 }
@@ -355,10 +351,10 @@ fn run_cell(
             langevin_config(&sampler, prior.net.num_levels)?;
             let result = reconstruct_all(
                 set,
-                &prior.model,
-                &prior.net,
+                prior,
                 &sampler,
                 cell.numerics.unwrap_or(Numerics::Stable),
+                context.args.selection.skip as u64,
                 steps_bar,
                 &context.device,
             )?;

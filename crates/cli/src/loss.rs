@@ -165,6 +165,7 @@ pub fn run(args: &LossArgs) -> Result<()> {
         bands: args.bands,
         batch: args.batch,
         seed: args.seed,
+        first_image: args.selection.skip,
     };
     let device = backend::device();
     let mut data = None;

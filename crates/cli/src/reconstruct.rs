@@ -17,7 +17,7 @@ use crate::config::{Config, SamplerSection};
 use crate::report::{score_images, Report};
 use crate::setup::{
     default_images, image_shape, image_spec, load_model, matrix_label, measurement_settings,
-    operator_spec, quantizer, read_images,
+    operator_spec, quantizer, read_images, Prior,
 };
 use crate::stdout::outln;
 use crate::{backend, output};
@@ -184,16 +184,18 @@ pub fn step_bar_style() -> ProgressStyle {
 
 /// Reconstructs every image of `set` in batches of `sampler.batch`, with QCS-SGM or QCS-SGM+ as
 /// `sampler.method` says (`numerics`: stable, or the reference's formula or EP settings), counting Langevin
-/// steps on `bar`.
+/// steps on `bar`. Image `i` of `set` draws its start and noise from the streams of image `first_image + i`
+/// (`first_image`: the number of the set's first image in a larger collection, 0 for a whole one).
 pub fn reconstruct_all(
     set: &MeasurementSet,
-    model: &qcs_score_net::NcsnV2,
-    net: &NcsnV2Config,
+    prior: &Prior,
     sampler: &SamplerSection,
     numerics: Numerics,
+    first_image: u64,
     bar: &ProgressBar,
     device: &Device,
 ) -> Result<Reconstructions> {
+    let Prior { model, net } = prior;
     let shape = image_shape(net)?;
     let base = langevin_config(sampler, net.num_levels)?;
     let op = build_operator(&set.info.operator, device)?;
@@ -216,7 +218,7 @@ pub fn reconstruct_all(
         let sub = slice_set(set, start, end);
         let obs = Observation::from_set(&sub, device);
         let config = LangevinConfig {
-            first_image: start as u64,
+            first_image: first_image + start as u64,
             ..base
         };
         let done = (k * steps) as u64;
@@ -248,23 +250,17 @@ pub fn run(args: &ReconstructArgs) -> Result<()> {
     let config = Config::load(&args.config)?;
     let device = backend::device();
     let (model, net) = load_model(args.model.as_ref(), &config, args.precision, &device)?;
+    let prior = Prior { model, net };
+    let net = &prior.net;
     let sampler = sampler_settings(args, &config);
     crate::config::check_sampler(&sampler, config.model.num_levels)?;
     langevin_config(&sampler, net.num_levels)?;
-    let Inputs { set, truth } = inputs(args, &config, &net, &device)?;
+    let Inputs { set, truth } = inputs(args, &config, net, &device)?;
     let bar = ProgressBar::new(0).with_style(step_bar_style());
-    let result = reconstruct_all(
-        &set,
-        &model,
-        &net,
-        &sampler,
-        Numerics::Stable,
-        &bar,
-        &device,
-    )?;
+    let result = reconstruct_all(&set, &prior, &sampler, Numerics::Stable, 0, &bar, &device)?;
     bar.finish_and_clear();
 
-    let spec = image_spec(&net);
+    let spec = image_spec(net);
     let names = set.info.names.clone();
     let images = match &truth {
         Some(t) => score_images(t, &result.mean, &names)?,

@@ -26,6 +26,14 @@ pub fn model_config(path: &Path, config: &Config) -> Result<NcsnV2Config> {
     })
 }
 
+/// A loaded score network and its configuration.
+pub struct Prior {
+    /// The network, its weights loaded.
+    pub model: NcsnV2,
+    /// Its configuration (ngf and levels from the weight file, the rest from the config).
+    pub net: NcsnV2Config,
+}
+
 /// Loads the score network named by `--model` or the config.
 pub fn load_model(
     flag: Option<&PathBuf>,

@@ -13,7 +13,7 @@ pub mod shape;
 pub mod spec;
 
 pub use error::{Result, SensingError};
-pub use measurements::{simulate, MeasurementInfo, MeasurementSet};
+pub use measurements::{simulate, simulate_from, MeasurementInfo, MeasurementSet};
 pub use operator::{build_operator, operator_norm_sq, GramSpectrum, Operator, NORM_ITERATIONS};
 pub use quantize::{QuantizerSpec, StepRule};
 pub use shape::ImageShape;

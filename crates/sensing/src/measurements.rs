@@ -5,7 +5,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ensure_finite, Result, SensingError};
-use crate::noise::add_gaussian_noise;
+use crate::noise::add_gaussian_noise_at;
 use crate::operator::Operator;
 use crate::quantize::QuantizerSpec;
 use crate::spec::OperatorSpec;
@@ -116,6 +116,21 @@ pub fn simulate(
     noise_seed: u64,
     names: Vec<String>,
 ) -> Result<MeasurementSet> {
+    simulate_from(operator, images, quantizer, noise_std, noise_seed, 0, names)
+}
+
+/// [`simulate`] for images `first_image`, `first_image + 1`, … of a larger batch: each image gets the
+/// noise it gets when the whole batch is simulated, so a run over part of the images measures them as a
+/// run over all of them does.
+pub fn simulate_from(
+    operator: &dyn Operator,
+    images: Tensor<2>,
+    quantizer: QuantizerSpec,
+    noise_std: f64,
+    noise_seed: u64,
+    first_image: usize,
+    names: Vec<String>,
+) -> Result<MeasurementSet> {
     let [b, n] = images.dims();
     if n != operator.cols() || b != names.len() {
         return Err(SensingError::ShapeMismatch {
@@ -132,7 +147,12 @@ pub fn simulate(
         .try_to_vec_as::<f32>()
         .map_err(|e| SensingError::InvalidSetting(format!("reading measurements back: {e:?}")))?;
     ensure_finite("A·x", &z)?;
-    add_gaussian_noise(&mut z, noise_std, noise_seed)?;
+    let start = (first_image as u64).checked_mul(m as u64).ok_or_else(|| {
+        SensingError::InvalidSetting(format!(
+            "image {first_image}: too far into the noise stream"
+        ))
+    })?;
+    add_gaussian_noise_at(&mut z, noise_std, noise_seed, start)?;
     let (mut y, mut lower, mut upper, mut delta) = (
         Vec::with_capacity(b * m),
         Vec::with_capacity(b * m),

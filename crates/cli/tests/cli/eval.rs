@@ -414,6 +414,48 @@ fn baselines_alone_read_an_idx_file_with_skip_and_count_and_need_no_model() {
     );
 }
 
+#[test]
+#[cfg_attr(
+    feature = "wgpu-untuned",
+    ignore = "backend-independent numbering of images; costs two sampling runs on lavapipe"
+)]
+fn images_after_skip_are_measured_and_sampled_as_in_a_run_over_all() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_config(tmp.path());
+    let run = |name: &str, selection: &[&str]| {
+        let out = tmp.path().join(name);
+        let mut args = vec![
+            "eval",
+            "--config",
+            config.to_str().unwrap(),
+            "--images",
+            "assets/images/mnist",
+            "--schedules",
+            "2x1",
+            "--measurements",
+            "50",
+            "--bits",
+            "1",
+            "--methods",
+            "qcs-sgm",
+            "--batch",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(selection);
+        let output = qcs(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        image_rows(&out)
+    };
+    let all = run("all", &["--count", "3"]);
+    let later = run("later", &["--skip", "1", "--count", "2"]);
+    assert_eq!(all.len(), 3);
+    // Same names, PSNR and SSIM: the same measurement noise, start and Langevin noise.
+    assert_eq!(later, all[1..]);
+    assert_ne!(all[0][9], all[1][9], "two different images");
+}
+
 /// Runs an eval that must fail before any work, checking the message and that nothing was written.
 fn assert_refused(extra: &[&str], expect: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();

@@ -32,15 +32,20 @@ pub struct HeldOutConfig {
     pub batch: usize,
     /// Seed of the levels and the noise.
     pub seed: u64,
+    /// The number of the data's first image in its collection: image `i` draws from stream
+    /// `first_image + i`, so a run over the later images of a collection draws for them what a run
+    /// over the whole collection does.
+    pub first_image: usize,
 }
 
 impl Default for HeldOutConfig {
-    /// Ten bands (those of the training log), batch 50, seed 0.
+    /// Ten bands (those of the training log), batch 50, seed 0, from the collection's first image.
     fn default() -> Self {
         Self {
             bands: 10,
             batch: 50,
             seed: 0,
+            first_image: 0,
         }
     }
 }
@@ -196,7 +201,7 @@ pub fn held_out_loss(
         Ok(())
     };
     for index in 0..data.len() {
-        for (level, eps) in draws(config.seed, index, &bands, numel) {
+        for (level, eps) in draws(config.seed, config.first_image + index, &bands, numel) {
             drawn.push(level);
             pending.push((index, level, eps));
             if pending.len() == config.batch {
@@ -265,6 +270,7 @@ mod tests {
             bands: 3,
             batch: 4,
             seed: 9,
+            first_image: 0,
         };
         let mut calls = Vec::new();
         let result = held_out_loss(&model, &net, &data, &config, |done, total| {
@@ -306,6 +312,36 @@ mod tests {
         assert_eq!(single.levels, result.levels);
         let other_seed = rerun(HeldOutConfig { seed: 10, ..config });
         assert_ne!(other_seed.losses, result.losses);
+        // Images 1 and 2 alone, numbered as in the collection, draw what they drew in it.
+        let tail = Dataset::new(
+            data.spec(),
+            data.pixels()[64..].to_vec(),
+            data.names()[1..].to_vec(),
+        )
+        .unwrap();
+        let later = |first_image: usize| {
+            held_out_loss(
+                &model,
+                &net,
+                &tail,
+                &HeldOutConfig {
+                    first_image,
+                    ..config
+                },
+                |_, _| {},
+            )
+            .unwrap()
+        };
+        let numbered = later(1);
+        assert_eq!(numbered.levels, result.levels[3..]);
+        for (a, b) in numbered.losses.iter().zip(&result.losses[3..]) {
+            assert!((a - b).abs() <= 1e-4 * b.abs(), "{a} against {b}");
+        }
+        assert_ne!(
+            later(0).losses,
+            numbered.losses,
+            "numbered from 0: other draws"
+        );
     }
 
     #[test]
@@ -329,6 +365,7 @@ mod tests {
             bands: 7,
             batch: 32,
             seed: 1,
+            first_image: 0,
         };
         let result = held_out_loss(&zero, &net, &data, &config, |_, _| {}).unwrap();
         let n = result.losses.len() as f64;

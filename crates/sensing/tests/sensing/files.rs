@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::common::*;
-use qcs_sensing::{file, simulate, Family, MeasurementSet, QuantizerSpec, SensingError, StepRule};
+use qcs_sensing::{
+    file, simulate, simulate_from, Family, MeasurementSet, QuantizerSpec, SensingError, StepRule,
+};
 
 fn sample_set(bits: Option<u32>) -> MeasurementSet {
     let device = qcs_testkit::device();
@@ -86,6 +88,43 @@ fn simulated_measurements_round_trip_through_a_file() {
 #[test]
 fn the_same_seed_gives_the_same_measurements() {
     assert_eq!(sample_set(Some(2)), sample_set(Some(2)));
+}
+
+#[test]
+fn the_later_images_of_a_batch_alone_get_the_measurements_they_get_in_it() {
+    let device = qcs_testkit::device();
+    let op = operator(Family::Gaussian, 20, [1, 6, 6], &device);
+    let (_, x) = random_matrix(3, 36, 11, &device);
+    let whole = sample_set(None);
+    let q = QuantizerSpec::from_bits(None, StepRule::FromData).unwrap();
+    let tail = |first: usize| {
+        let images = x.clone().slice([first..3, 0..36]);
+        let names = whole.info.names[first..].to_vec();
+        simulate_from(op.as_ref(), images, q, 0.05, 3, first, names).unwrap()
+    };
+    let last_two = tail(1);
+    // The noise is what the batch's images 1 and 2 get (the linear values are A·x + n, unquantized).
+    assert_eq!(last_two.y, whole.y[20..]);
+    assert_eq!(tail(2).y, whole.y[40..]);
+    // Measured as the batch's first images instead, they get other noise, of σ 0.05.
+    let first_two = simulate(
+        op.as_ref(),
+        x.clone().slice([1..3, 0..36]),
+        q,
+        0.05,
+        3,
+        whole.info.names[1..].to_vec(),
+    )
+    .unwrap();
+    let diff: Vec<f32> = first_two
+        .y
+        .iter()
+        .zip(&last_two.y)
+        .map(|(a, b)| a - b)
+        .collect();
+    let rms = (diff.iter().map(|d| d * d).sum::<f32>() / diff.len() as f32).sqrt();
+    // The difference of two independent N(0, 0.05²) draws has σ 0.05·√2 ≈ 0.071; 40 values.
+    assert!((0.04..0.11).contains(&rms), "{rms}");
 }
 
 #[test]
