@@ -422,7 +422,7 @@ fn baselines_alone_read_an_idx_file_with_skip_and_count_and_need_no_model() {
 fn images_after_skip_are_measured_and_sampled_as_in_a_run_over_all() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tiny_config(tmp.path());
-    let run = |name: &str, selection: &[&str]| {
+    let run_with = |name: &str, selection: &[&str]| {
         let out = tmp.path().join(name);
         let mut args = vec![
             "eval",
@@ -444,9 +444,12 @@ fn images_after_skip_are_measured_and_sampled_as_in_a_run_over_all() {
             out.to_str().unwrap(),
         ];
         args.extend_from_slice(selection);
-        let output = qcs(&args);
+        qcs(&args)
+    };
+    let run = |name: &str, selection: &[&str]| {
+        let output = run_with(name, selection);
         assert!(output.status.success(), "{}", stderr(&output));
-        image_rows(&out)
+        image_rows(&tmp.path().join(name))
     };
     let all = run("all", &["--count", "3"]);
     let later = run("later", &["--skip", "1", "--count", "2"]);
@@ -454,6 +457,26 @@ fn images_after_skip_are_measured_and_sampled_as_in_a_run_over_all() {
     // Same names, PSNR and SSIM: the same measurement noise, start and Langevin noise.
     assert_eq!(later, all[1..]);
     assert_ne!(all[0][9], all[1][9], "two different images");
+    // A run file of a qcs that numbered the streams from 0 whatever --skip (it does not name the first
+    // image) is not resumed with --skip: its rows drew other noise. With --skip 0 the numbering agrees.
+    for (name, skip, resumes) in [("later", "1", false), ("all", "0", true)] {
+        let path = tmp.path().join(name).join("run.json");
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(json["first_image"], skip.parse::<u64>().unwrap());
+        json.as_object_mut().unwrap().remove("first_image");
+        std::fs::write(&path, json.to_string()).unwrap();
+        let count = if resumes { "3" } else { "2" };
+        let resumed = run_with(name, &["--skip", skip, "--count", count, "--resume"]);
+        assert_eq!(resumed.status.success(), resumes, "{}", stderr(&resumed));
+        if !resumes {
+            assert!(
+                stderr(&resumed).contains("numbering of the noise streams"),
+                "{}",
+                stderr(&resumed)
+            );
+        }
+    }
 }
 
 /// Runs an eval that must fail before any work, checking the message and that nothing was written.
