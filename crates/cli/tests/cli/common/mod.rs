@@ -53,34 +53,34 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
 }
 
-/// `text` (a config) with its `[model]` weights at `path`, whichever prior the config ships with.
-fn with_model_path(text: &str, path: &str) -> String {
-    let is_path = |line: &str| line.starts_with("path = ");
-    assert_eq!(text.lines().filter(|l| is_path(l)).count(), 1, "{text}");
-    text.lines()
-        .map(|line| {
-            if is_path(line) {
-                format!("path = \"{path}\"\n")
-            } else {
-                format!("{line}\n")
-            }
-        })
-        .collect()
+/// `configs/<name>` with each `(section, key, value)` set, as TOML text. Every key must be in the file
+/// already, so a renamed or removed setting fails here rather than leaving a test at real sizes.
+fn config_with(name: &str, settings: &[(&str, &str, toml::Value)]) -> String {
+    let text = std::fs::read_to_string(root().join("configs").join(name)).unwrap();
+    let mut table: toml::Table = text.parse().unwrap();
+    for (section, key, value) in settings {
+        let slot = table
+            .get_mut(*section)
+            .and_then(|s| s.get_mut(*key))
+            .unwrap_or_else(|| panic!("configs/{name} has no {section}.{key}"));
+        *slot = value.clone();
+    }
+    toml::to_string(&table).unwrap()
 }
 
 /// A config for the reference ngf-8 fixture network (10 levels), with a short schedule.
 pub fn tiny_config(dir: &Path, matrix: &str, measurements: usize) -> PathBuf {
-    let text = with_model_path(
-        &std::fs::read_to_string(root().join("configs/mnist.toml")).unwrap(),
-        "tests/fixtures/ncsnv2_mnist_ngf8_weights.safetensors",
-    )
-    .replace("num_levels = 232", "num_levels = 10")
-    .replace("levels = 232", "levels = 3")
-    .replace("steps_per_level = 5", "steps_per_level = 2")
-    .replace("matrix = \"gaussian\"", &format!("matrix = \"{matrix}\""))
-    .replace(
-        "measurements = 200",
-        &format!("measurements = {measurements}"),
+    let fixture = "tests/fixtures/ncsnv2_mnist_ngf8_weights.safetensors";
+    let text = config_with(
+        "mnist.toml",
+        &[
+            ("model", "path", fixture.into()),
+            ("model", "num_levels", 10.into()),
+            ("sampler", "levels", 3.into()),
+            ("sampler", "steps_per_level", 2.into()),
+            ("measurement", "matrix", matrix.into()),
+            ("measurement", "measurements", (measurements as i64).into()),
+        ],
     );
     let path = dir.join("tiny.toml");
     std::fs::write(&path, text).unwrap();
@@ -90,17 +90,21 @@ pub fn tiny_config(dir: &Path, matrix: &str, measurements: usize) -> PathBuf {
 /// A training config for a 4-channel network on 28×28 with 6 levels, batch 4, a checkpoint every
 /// `checkpoint_every` steps.
 pub fn tiny_train_config(dir: &Path, checkpoint_every: usize) -> PathBuf {
-    let text = std::fs::read_to_string(root().join("configs/mnist-cpu.toml"))
-        .unwrap()
-        .replace("ngf = 16", "ngf = 4")
-        .replace("num_levels = 232", "num_levels = 6")
-        .replace("levels = 232", "levels = 6")
-        .replace("steps_per_level = 5", "steps_per_level = 1")
-        .replace("batch_size = 32", "batch_size = 4")
-        .replace(
-            "checkpoint_every = 250",
-            &format!("checkpoint_every = {checkpoint_every}"),
-        );
+    let text = config_with(
+        "mnist-cpu.toml",
+        &[
+            ("model", "ngf", 4.into()),
+            ("model", "num_levels", 6.into()),
+            ("sampler", "levels", 6.into()),
+            ("sampler", "steps_per_level", 1.into()),
+            ("training", "batch_size", 4.into()),
+            (
+                "training",
+                "checkpoint_every",
+                (checkpoint_every as i64).into(),
+            ),
+        ],
+    );
     let path = dir.join("train.toml");
     std::fs::write(&path, text).unwrap();
     path
