@@ -116,9 +116,10 @@ struct Fingerprint {
     #[serde(default)]
     plus_batch: Option<usize>,
     /// The number of the first image (`--skip`), which keys the noise streams of every image after it; run
-    /// files written before 2026-12-06 say nothing, and their streams were numbered from 0 whatever `--skip`.
+    /// files written before 2026-12-06 say nothing (read as 0), and their streams were numbered from 0
+    /// whatever `--skip`.
     #[serde(default)]
-    first_image: Option<usize>,
+    first_image: usize,
 }
 
 /// The noise streams of this qcs: one per image and chain, the same whatever the batch.
@@ -170,7 +171,7 @@ impl Fingerprint {
             ep_damping: sampler.ep_damping,
             noise_streams: PER_IMAGE.to_string(),
             plus_batch: runs_plus.then_some(sampler.batch),
-            first_image: Some(args.selection.skip),
+            first_image: args.selection.skip,
         })
     }
 
@@ -204,7 +205,7 @@ impl Fingerprint {
                     "--batch (QCS-SGM+ weighs its steps by norms over the batch)",
                 ),
                 (
-                    earlier.first_image.unwrap_or(0) != self.first_image.unwrap_or(0),
+                    earlier.first_image != self.first_image,
                     "the numbering of the noise streams (from 0 whatever --skip before 2026-12-06)",
                 ),
             ]
