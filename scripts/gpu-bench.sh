@@ -13,7 +13,9 @@
 #          .gpu/qcs-spirv.xz exists. About 8 minutes at most (each
 #          part has a timeout, and every finished row is kept): a lease is 15 minutes, the mnist mode included.
 #   mnist: the 232 × 5 QCS-SGM cell (1 bit, M = 200, σ = 0.05, seed 0) on the first 100 MNIST test digits with
-#          the shipped prior and with the yardstick, batch 100 (ran on 2026-12-04: docs/results/mnist-100-2026-12-04/).
+#          the shipped priors (ngf 32, the default of configs/mnist.toml, and ngf 16, the main job's) and with the
+#          yardstick, batch 100 (ran on 2026-12-04 with the ngf-16 prior and the yardstick:
+#          docs/results/mnist-100-2026-12-04/).
 #   tables: scripts/results.sh's grid (docs/RESULTS.md) on the first 100 test images of each dataset, batch 100,
 #          JOBS runs at a time (default 4: at these sizes one run leaves the GPU idle between launches), the
 #          yardstick's row beside the MNIST prior's where .yard/ holds it. Needs data/fashion-mnist's test images
@@ -67,7 +69,8 @@ bench)
   fi
   ;;
 mnist)
-  for pair in shipped:assets/models/mnist.safetensors yardstick:.yard/ref_ncsnv2_mnist_ngf64_ema_fp16.safetensors; do
+  for pair in ngf32:assets/models/mnist-ngf32.safetensors ngf16:assets/models/mnist.safetensors \
+    yardstick:.yard/ref_ncsnv2_mnist_ngf64_ema_fp16.safetensors; do
     name=${pair%%:*}; model=${pair#*:}
     at "$name"
     timeout 130 /tmp/qcs eval --config configs/mnist.toml --model "$model" \

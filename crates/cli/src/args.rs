@@ -129,7 +129,8 @@ pub struct ReconstructArgs {
     /// Score-network weights (config: model.path).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Image files or directories of PNG/JPEG images (default: assets/images/<dataset>).
+    /// Image files or directories of PNG/JPEG images (default: the config's model.images, the test
+    /// images shipped for its dataset in assets/images/).
     #[arg(long, num_args = 1..)]
     pub images: Vec<PathBuf>,
     /// Resize images of another size to the model's instead of refusing them.
@@ -320,7 +321,8 @@ pub struct EvalArgs {
 /// The images of `eval` and `loss`.
 #[derive(Args, Debug, Clone)]
 pub struct ImageSelection {
-    /// PNG/JPEG files or folders, or one IDX image file (default: assets/images/<dataset>).
+    /// PNG/JPEG files or folders, or one IDX image file (default: the config's model.images, the test
+    /// images shipped for its dataset in assets/images/).
     #[arg(long, num_args = 1..)]
     pub images: Vec<PathBuf>,
     /// Resize images of another size to the model's instead of refusing them.

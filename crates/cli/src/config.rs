@@ -31,6 +31,11 @@ pub struct ModelSection {
     /// above it that holds it (so `--config /opt/qcs/configs/mnist.toml` finds
     /// `/opt/qcs/assets/models/…` from anywhere).
     pub path: PathBuf,
+    /// The images that `reconstruct`, `measure` and `eval` take without `--images`: a folder of PNG/JPEG
+    /// images or an image file, found as `path` is. Default: `assets/images/<stem of path>` (the test
+    /// images shipped beside a dataset's first prior).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<PathBuf>,
     /// Base channel count.
     pub ngf: usize,
     /// Image channels (1 or 3).
@@ -43,6 +48,19 @@ pub struct ModelSection {
     pub sigma_begin: f64,
     /// σ_T.
     pub sigma_end: f64,
+}
+
+impl ModelSection {
+    /// The images taken without `--images`: `images`, else `assets/images/<stem of path>`.
+    pub fn default_images(&self) -> PathBuf {
+        self.images.clone().unwrap_or_else(|| {
+            let name = self
+                .path
+                .file_stem()
+                .map_or_else(|| "mnist".into(), |s| s.to_string_lossy().into_owned());
+            Path::new("assets/images").join(name)
+        })
+    }
 }
 
 /// `[measurement]`: operator, quantizer and noise.
@@ -168,6 +186,7 @@ impl Config {
             .with_context(|| format!("reading config {}", path.display()))?;
         let mut config = Self::from_toml(&text, path)?;
         config.model.path = resolve_beside(&config.model.path, path);
+        config.model.images = Some(resolve_beside(&config.model.default_images(), path));
         Ok(config)
     }
 
@@ -305,6 +324,57 @@ mod tests {
         std::fs::write(&config_path, text).unwrap();
         let config = Config::load(&config_path).unwrap();
         assert_eq!(config.model.path, Path::new("nowhere/net.safetensors"));
+    }
+
+    #[test]
+    fn every_config_with_a_shipped_prior_finds_its_dataset_images_from_another_working_directory() {
+        // Tests run in crates/cli: the images are found beside the config, as the model is. The MNIST
+        // configs of the ngf-32 prior name theirs (`model.images`); the others take the model file's stem.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut checked = Vec::new();
+        for entry in std::fs::read_dir(root.join("configs")).unwrap() {
+            let path = entry.unwrap().path();
+            let config = Config::load(&path).unwrap();
+            if !config.model.path.exists() {
+                continue; // no shipped prior (CIFAR-10, CelebA, FFHQ)
+            }
+            let images = config.model.images.clone().unwrap();
+            assert!(
+                images.is_absolute() && images.is_dir(),
+                "{path:?}: {images:?}"
+            );
+            let dataset = images.file_name().unwrap().to_string_lossy().into_owned();
+            let file = path.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                file.starts_with(&dataset),
+                "{file} takes the images of {dataset}"
+            );
+            checked.push(file);
+        }
+        checked.sort();
+        assert_eq!(
+            checked,
+            [
+                "fashion-mnist-cpu.toml",
+                "fashion-mnist.toml",
+                "mnist-cpu.toml",
+                "mnist-ngf32-cpu.toml",
+                "mnist-plus.toml",
+                "mnist-quick.toml",
+                "mnist.toml"
+            ]
+        );
+
+        // Without model.images, the stem of a model file that is not shipped names a folder that is not
+        // there: kept relative, and refused by the commands with its name.
+        let text = std::fs::read_to_string(root.join("configs/mnist-cpu.toml"))
+            .unwrap()
+            .replace("assets/models/mnist.safetensors", "out/run/ema.safetensors");
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("c.toml");
+        std::fs::write(&config_path, text).unwrap();
+        let config = Config::load(&config_path).unwrap();
+        assert_eq!(config.model.images, Some("assets/images/ema".into()));
     }
 
     /// Replays the checked-in fuzz corpus `fuzz/corpus/config_toml`: every input parses or is refused with

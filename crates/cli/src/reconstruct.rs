@@ -16,8 +16,8 @@ use crate::args::ReconstructArgs;
 use crate::config::{Config, SamplerSection};
 use crate::report::{score_images, Report};
 use crate::setup::{
-    default_images, image_shape, image_spec, load_model, matrix_label, measurement_settings,
-    operator_spec, quantizer, read_images, Prior,
+    image_shape, image_spec, load_model, matrix_label, measurement_settings, operator_spec,
+    quantizer, read_images, Prior,
 };
 use crate::stdout::outln;
 use crate::{backend, output};
@@ -112,7 +112,7 @@ fn inputs(
         return Ok(Inputs { set, truth });
     }
     let paths = if args.images.is_empty() {
-        vec![default_images(config)]
+        vec![config.model.default_images()]
     } else {
         args.images.clone()
     };

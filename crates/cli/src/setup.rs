@@ -190,16 +190,6 @@ pub fn image_shape(net: &NcsnV2Config) -> Result<ImageShape> {
     )?)
 }
 
-/// The default images of a config: `assets/images/<stem of the config's model file>`.
-pub fn default_images(config: &Config) -> PathBuf {
-    let name = config
-        .model
-        .path
-        .file_stem()
-        .map_or_else(|| "mnist".to_string(), |s| s.to_string_lossy().to_string());
-    PathBuf::from("assets/images").join(name)
-}
-
 /// The images of `selection`: `--images` (PNG/JPEG files and folders, or one IDX file; default: the
 /// config's shipped images), `--skip` and `--count`.
 pub fn select_images(
@@ -208,7 +198,7 @@ pub fn select_images(
     spec: ImageSpec,
 ) -> Result<Dataset> {
     let paths = if selection.images.is_empty() {
-        vec![default_images(config)]
+        vec![config.model.default_images()]
     } else {
         selection.images.clone()
     };
