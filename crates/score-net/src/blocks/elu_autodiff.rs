@@ -27,11 +27,10 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{
-    Backend, BackendTensor, DispatchAutodiffContext, DispatchTensor, DispatchTensorKind,
-    GradientCheckpointingStrategy,
-};
+use burn::backend::{Backend, BackendTensor, DispatchTensorKind, GradientCheckpointingStrategy};
 use burn::tensor::Tensor;
+
+use super::dispatch::Applied;
 
 /// The two passes of the ELU on one backend.
 trait EluPasses: Backend {
@@ -45,41 +44,28 @@ trait EluPasses: Backend {
 /// `elu(x)` as one tracked operation when autodiff tracks `x` on a backend with [`EluPasses`], or
 /// as one pass on the CPU outside autodiff; `Err(x)` elsewhere (see the module docs).
 pub(crate) fn elu<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>, Tensor<D>> {
-    let DispatchTensor { kind, autodiff } = x.into_dispatch();
-    let kind = match (kind, autodiff) {
-        (DispatchTensorKind::Autodiff(inner), DispatchAutodiffContext::Enabled(strategy)) => {
-            match tracked(*inner, strategy) {
-                Ok(kind) => {
-                    return Ok(Tensor::from_dispatch(DispatchTensor {
-                        kind: DispatchTensorKind::Autodiff(Box::new(kind)),
-                        autodiff,
-                    }))
-                }
-                Err(inner) => DispatchTensorKind::Autodiff(Box::new(inner)),
-            }
-        }
+    super::dispatch::apply(x, |kind, strategy| match strategy {
+        Some(strategy) => tracked(kind, strategy),
+        None => untracked(kind),
+    })
+}
+
+/// The ELU of an untracked backend tensor as one pass where this build has one for it (flex).
+fn untracked(kind: DispatchTensorKind) -> Applied {
+    match kind {
         #[cfg(feature = "flex")]
-        (DispatchTensorKind::Flex(BackendTensor::Float(t)), DispatchAutodiffContext::Disabled)
-            if flex::applies(&t) =>
-        {
-            return Ok(Tensor::from_dispatch(DispatchTensor {
-                kind: DispatchTensorKind::Flex(BackendTensor::Float(
-                    <burn::backend::Flex as EluPasses>::elu_forward(t),
-                )),
-                autodiff,
-            }));
+        DispatchTensorKind::Flex(BackendTensor::Float(t)) if flex::applies(&t) => {
+            Ok(DispatchTensorKind::Flex(BackendTensor::Float(
+                <burn::backend::Flex as EluPasses>::elu_forward(t),
+            )))
         }
-        (kind, _) => kind,
-    };
-    Err(Tensor::from_dispatch(DispatchTensor { kind, autodiff }))
+        other => Err(other),
+    }
 }
 
 /// The tracked ELU of the backend tensor inside an autodiff tensor; the tensor back where no
 /// backend of this build has [`EluPasses`] for it.
-fn tracked(
-    inner: DispatchTensorKind,
-    strategy: GradientCheckpointingStrategy,
-) -> Result<DispatchTensorKind, DispatchTensorKind> {
+fn tracked(inner: DispatchTensorKind, strategy: GradientCheckpointingStrategy) -> Applied {
     match inner {
         #[cfg(feature = "flex")]
         DispatchTensorKind::Flex(BackendTensor::Autodiff(t)) if flex::applies(t.primitive()) => {

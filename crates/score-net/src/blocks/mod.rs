@@ -7,6 +7,8 @@ pub mod crp;
 #[cfg(feature = "cube")]
 pub(crate) mod cube;
 #[cfg(any(feature = "flex", feature = "cube"))]
+mod dispatch;
+#[cfg(any(feature = "flex", feature = "cube"))]
 mod elu_autodiff;
 pub mod msf;
 pub mod norm;

@@ -38,11 +38,10 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{
-    Backend, BackendTensor, DispatchAutodiffContext, DispatchTensor, DispatchTensorKind,
-    GradientCheckpointingStrategy,
-};
+use burn::backend::{Backend, BackendTensor, DispatchTensorKind, GradientCheckpointingStrategy};
 use burn::tensor::Tensor;
+
+use super::dispatch::Applied;
 
 /// The two passes of InstanceNorm++ and the ELU on one backend.
 trait NormEluPasses: Backend {
@@ -76,23 +75,18 @@ pub(crate) fn instance_norm_elu(
         return Err(x);
     }
     let params = [alpha, gamma, beta].map(|p| p.into_dispatch().kind);
-    let DispatchTensor { kind, autodiff } = x.into_dispatch();
-    let kind = match (kind, autodiff) {
-        (DispatchTensorKind::Autodiff(inner), DispatchAutodiffContext::Enabled(strategy)) => {
-            match tracked(*inner, params, strategy, epsilon) {
-                Ok(kind) => {
-                    return Ok(Tensor::from_dispatch(DispatchTensor {
-                        kind: DispatchTensorKind::Autodiff(Box::new(kind)),
-                        autodiff,
-                    }))
-                }
-                Err(inner) => DispatchTensorKind::Autodiff(Box::new(inner)),
-            }
-        }
+    super::dispatch::apply(x, |kind, strategy| match strategy {
+        Some(strategy) => tracked(kind, params, strategy, epsilon),
+        None => untracked(kind, params, epsilon),
+    })
+}
+
+/// The forward loops on an untracked backend tensor `x` and the parameters' where this build has
+/// them (flex); `x`'s kind back elsewhere.
+fn untracked(kind: DispatchTensorKind, params: [DispatchTensorKind; 3], epsilon: f64) -> Applied {
+    match kind {
         #[cfg(feature = "flex")]
-        (DispatchTensorKind::Flex(BackendTensor::Float(t)), DispatchAutodiffContext::Disabled)
-            if flex::applies(&t) =>
-        {
+        DispatchTensorKind::Flex(BackendTensor::Float(t)) if flex::applies(&t) => {
             match params.map(flex::untracked_param) {
                 [Some(a), Some(g), Some(b)] => {
                     let (y, _) = <burn::backend::Flex as NormEluPasses>::norm_elu_forward(
@@ -100,17 +94,16 @@ pub(crate) fn instance_norm_elu(
                         [a, g, b],
                         epsilon,
                     );
-                    return Ok(Tensor::from_dispatch(DispatchTensor {
-                        kind: DispatchTensorKind::Flex(BackendTensor::Float(y)),
-                        autodiff,
-                    }));
+                    Ok(DispatchTensorKind::Flex(BackendTensor::Float(y)))
                 }
-                _ => DispatchTensorKind::Flex(BackendTensor::Float(t)),
+                _ => Err(DispatchTensorKind::Flex(BackendTensor::Float(t))),
             }
         }
-        (kind, _) => kind,
-    };
-    Err(Tensor::from_dispatch(DispatchTensor { kind, autodiff }))
+        other => {
+            let _ = (params, epsilon);
+            Err(other)
+        }
+    }
 }
 
 /// The tracked operation on the backend tensor inside an autodiff tensor `x` with the parameters'
@@ -121,7 +114,7 @@ fn tracked(
     params: [DispatchTensorKind; 3],
     strategy: GradientCheckpointingStrategy,
     epsilon: f64,
-) -> Result<DispatchTensorKind, DispatchTensorKind> {
+) -> Applied {
     // The parameters' backend tensors inside their autodiff tensors, when they are `$variant`'s
     // and `$applies`.
     macro_rules! params_of {
