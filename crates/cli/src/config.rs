@@ -31,7 +31,7 @@ pub struct ModelSection {
     /// above it that holds it (so `--config /opt/qcs/configs/mnist.toml` finds
     /// `/opt/qcs/assets/models/…` from anywhere).
     pub path: PathBuf,
-    /// The images that `reconstruct` and `eval` take without `--images`: a folder of PNG/JPEG
+    /// The images that `reconstruct`, `eval` and `loss` take without `--images`: a folder of PNG/JPEG
     /// images or an image file, found as `path` is. Default: `assets/images/<stem of path>` (the test
     /// images shipped beside a dataset's first prior).
     #[serde(default, skip_serializing_if = "Option::is_none")]
